@@ -1,0 +1,100 @@
+//! Omniglot on disk: the image zips, Lake's one-shot runs, the alphabet splits and random
+//! within-alphabet tasks. Native only: the page never reads the data set.
+
+mod archive;
+mod omniglot;
+mod runs;
+mod split;
+mod tasks;
+
+pub use archive::Archive;
+pub use omniglot::{Alphabet, Character, Omniglot};
+pub use runs::{OneShotRun, load_runs};
+pub use split::{DataSet, LAKE_TEST_ALPHABETS, Split, VALIDATION_ALPHABETS};
+pub use tasks::{Task, TaskSampler};
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the Omniglot folder.
+pub const DATA_DIR_ENV: &str = "OMNIGLOT_DIR";
+/// Where the Omniglot folder is when neither a flag nor the environment says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "../shared/data/omniglot";
+
+/// Everything that can go wrong reading the data set.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// What was being read.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A zip archive is corrupt or not a zip at all.
+    #[error("{path} is not a readable zip archive: {source}")]
+    Zip {
+        /// The archive.
+        path: PathBuf,
+        /// What the zip reader said.
+        source: zip::result::ZipError,
+    },
+    /// A file inside an archive is not a decodable image.
+    #[error("{entry} in {archive} is not a readable PNG image: {reason}")]
+    Image {
+        /// The archive or folder.
+        archive: PathBuf,
+        /// The file inside it.
+        entry: String,
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// The archive's layout is not the one expected.
+    #[error("unexpected content in {archive}: {reason}")]
+    Layout {
+        /// The archive or folder.
+        archive: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An alphabet name that is not in the data set.
+    #[error("unknown alphabet {name:?}; known alphabets: {known}")]
+    UnknownAlphabet {
+        /// The name asked for.
+        name: String,
+        /// The names there are, comma-separated.
+        known: String,
+    },
+    /// A task was asked for that the alphabets cannot provide.
+    #[error("cannot sample {way}-way tasks: no alphabet in the selection has {way} characters")]
+    TaskTooWide {
+        /// The number of classes asked for.
+        way: usize,
+    },
+}
+
+/// The Omniglot folder: the flag if given, else `$OMNIGLOT_DIR`, else [`DEFAULT_DATA_DIR`].
+pub fn data_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// Decodes a PNG (any colour type) into ink coverage.
+fn decode_png(
+    bytes: &[u8],
+    archive: &Path,
+    entry: &str,
+) -> Result<crate::preprocess::InkImage, DataError> {
+    let image_error = |reason: String| DataError::Image {
+        archive: archive.to_path_buf(),
+        entry: entry.to_string(),
+        reason,
+    };
+    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+        .map_err(|e| image_error(e.to_string()))?
+        .into_luma8();
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    crate::preprocess::InkImage::from_luma(w, h, image.as_raw())
+        .map_err(|e| image_error(e.to_string()))
+}

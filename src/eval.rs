@@ -1,0 +1,144 @@
+//! One-shot evaluation: Lake's runs and random within-alphabet tasks, for the Siamese network
+//! and for a nearest-neighbour baseline on the same preprocessed pixels.
+
+use crate::data::{OneShotRun, Task};
+use crate::preprocess::{InkImage, PreprocessError, Preprocessor};
+use crate::recognize::Recognizer;
+
+/// Something that picks, for each query, the support it shows the same character as.
+pub trait OneShotClassifier {
+    /// A short name for tables.
+    fn name(&self) -> String;
+    /// The index of the chosen support for each query.
+    fn classify(
+        &self,
+        supports: &[&InkImage],
+        queries: &[&InkImage],
+    ) -> Result<Vec<usize>, PreprocessError>;
+}
+
+impl OneShotClassifier for Recognizer {
+    fn name(&self) -> String {
+        format!("siamese ({})", self.config().preset.name())
+    }
+
+    fn classify(
+        &self,
+        supports: &[&InkImage],
+        queries: &[&InkImage],
+    ) -> Result<Vec<usize>, PreprocessError> {
+        let all: Vec<&InkImage> = supports.iter().chain(queries).copied().collect();
+        let embeddings = self.embed(&all)?;
+        let s = supports.len();
+        let scores = self.scores(
+            embeddings.clone().narrow(0, s, queries.len()),
+            embeddings.narrow(0, 0, s),
+        );
+        let values = scores
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("scores are f32");
+        Ok(values.chunks(s).map(argmax).collect())
+    }
+}
+
+/// 1-nearest-neighbour in L2 distance on the preprocessed pixels: the floor any learned
+/// similarity has to clear, and a check on the task loaders.
+#[derive(Clone, Copy, Debug)]
+pub struct NearestNeighbour {
+    /// The preprocessing (and so the input size) to compare pixels after.
+    pub preprocessor: Preprocessor,
+}
+
+impl OneShotClassifier for NearestNeighbour {
+    fn name(&self) -> String {
+        format!("1-NN on {0}×{0} pixels", self.preprocessor.size())
+    }
+
+    fn classify(
+        &self,
+        supports: &[&InkImage],
+        queries: &[&InkImage],
+    ) -> Result<Vec<usize>, PreprocessError> {
+        let render = |images: &[&InkImage]| {
+            images
+                .iter()
+                .map(|i| self.preprocessor.render(i))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let supports = render(supports)?;
+        render(queries).map(|queries| {
+            queries
+                .iter()
+                .map(|q| {
+                    let negative_distance =
+                        |s: &Vec<f32>| -q.iter().zip(s).map(|(a, b)| (a - b).powi(2)).sum::<f32>();
+                    argmax(&supports.iter().map(negative_distance).collect::<Vec<_>>())
+                })
+                .collect()
+        })
+    }
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+}
+
+/// Correct answers out of trials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accuracy {
+    /// Queries answered correctly.
+    pub correct: usize,
+    /// Queries asked.
+    pub trials: usize,
+}
+
+impl Accuracy {
+    /// The fraction correct, in percent.
+    pub fn percent(&self) -> f64 {
+        100.0 * self.correct as f64 / self.trials.max(1) as f64
+    }
+
+    fn add(&mut self, predicted: &[usize], truth: impl Iterator<Item = usize>) {
+        for (p, t) in predicted.iter().zip(truth) {
+            self.trials += 1;
+            self.correct += usize::from(*p == t);
+        }
+    }
+}
+
+/// Accuracy on one-shot runs such as Lake's, each query scored on its own.
+pub fn evaluate_runs(
+    classifier: &dyn OneShotClassifier,
+    runs: &[OneShotRun],
+) -> Result<Accuracy, PreprocessError> {
+    let mut accuracy = Accuracy::default();
+    for run in runs {
+        let supports: Vec<&InkImage> = run.supports.iter().collect();
+        let queries: Vec<&InkImage> = run.queries.iter().map(|(q, _)| q).collect();
+        accuracy.add(
+            &classifier.classify(&supports, &queries)?,
+            run.queries.iter().map(|(_, c)| *c),
+        );
+    }
+    Ok(accuracy)
+}
+
+/// Accuracy on sampled tasks.
+pub fn evaluate_tasks(
+    classifier: &dyn OneShotClassifier,
+    tasks: &[Task],
+) -> Result<Accuracy, PreprocessError> {
+    let mut accuracy = Accuracy::default();
+    for task in tasks {
+        let queries: Vec<&InkImage> = task.queries.iter().map(|(q, _)| *q).collect();
+        accuracy.add(
+            &classifier.classify(&task.supports, &queries)?,
+            task.queries.iter().map(|(_, c)| *c),
+        );
+    }
+    Ok(accuracy)
+}

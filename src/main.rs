@@ -1,0 +1,168 @@
+//! `oneshot`: train and evaluate the Siamese network on Omniglot.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burn::tensor::Device;
+use clap::{Parser, Subcommand};
+
+use oneshot::data::{self, Archive, DataSet, Split, TaskSampler};
+use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
+use oneshot::preprocess::Preprocessor;
+use oneshot::recognize::Recognizer;
+use oneshot::train::{TrainOptions, train};
+use oneshot::weights;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "One-shot character recognition with a Siamese network on Omniglot"
+)]
+struct Cli {
+    /// Folder holding images_background.zip, images_evaluation.zip and all_runs.zip.
+    #[arg(long, global = true, env = data::DATA_DIR_ENV)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network on the background alphabets, validating on the validation alphabets.
+    Train(TrainOptions),
+    /// Measure one-shot accuracy on Lake's runs and on random within-alphabet tasks.
+    Eval(EvalOptions),
+}
+
+#[derive(clap::Args)]
+struct EvalOptions {
+    /// Weights of the network to evaluate; without them only the nearest-neighbour baseline runs.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Lake-format run set (zip or folder); defaults to all_runs.zip in the data folder.
+    #[arg(long)]
+    runs: Option<PathBuf>,
+    /// Skip the run set.
+    #[arg(long)]
+    no_runs: bool,
+    /// Random tasks per task size (0: none).
+    #[arg(long, default_value_t = 1000)]
+    tasks: usize,
+    /// Classes per random task; repeat or separate with commas for several sizes.
+    #[arg(long, value_delimiter = ',', default_value = "20")]
+    way: Vec<usize>,
+    /// Alphabets the random tasks come from.
+    #[arg(long, value_enum, default_value = "validation")]
+    split: Split,
+    /// Only these alphabets of the split (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    alphabets: Vec<String>,
+    /// Seed for the random tasks.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Input size of the nearest-neighbour baseline when no weights are given.
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = data::data_dir(cli.data_dir.as_deref());
+    let result = match cli.command {
+        Command::Train(options) => run_train(&options, &data_dir),
+        Command::Eval(options) => run_eval(&options, &data_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+fn run_train(options: &TrainOptions, data_dir: &Path) -> Result<(), AnyError> {
+    let data = DataSet::load(data_dir)?;
+    let state = train(options, &data)?;
+    if let Some(best) = state.best() {
+        println!(
+            "best validation accuracy {:.2}% at step {}; weights in {}",
+            best.accuracy,
+            best.iteration,
+            options.out.join(oneshot::train::files::BEST).display()
+        );
+    }
+    Ok(())
+}
+
+fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
+    let device = Device::flex();
+    let mut classifiers: Vec<Box<dyn OneShotClassifier>> = Vec::new();
+    let size = match &options.weights {
+        Some(path) => {
+            let (config, model) = weights::load(path, None, &device)?;
+            let size = config.input_size;
+            classifiers.push(Box::new(Recognizer::new(model, config, device)));
+            size
+        }
+        None => options.size,
+    };
+    classifiers.push(Box::new(NearestNeighbour {
+        preprocessor: Preprocessor::new(size),
+    }));
+
+    let mut rows = Vec::new();
+    if !options.no_runs {
+        let path = options
+            .runs
+            .clone()
+            .unwrap_or_else(|| data_dir.join("all_runs.zip"));
+        let runs = data::load_runs(&Archive::open(&path)?)?;
+        let name = format!(
+            "{} ({} runs)",
+            path.file_name()
+                .map_or("runs".into(), |n| n.to_string_lossy()),
+            runs.len()
+        );
+        for classifier in &classifiers {
+            rows.push((
+                classifier.name(),
+                name.clone(),
+                evaluate_runs(classifier.as_ref(), &runs)?,
+            ));
+        }
+    }
+    if options.tasks > 0 {
+        let data = DataSet::load(data_dir)?;
+        let alphabets = data.alphabets(options.split, &options.alphabets)?;
+        for &way in &options.way {
+            let mut sampler = TaskSampler::new(&alphabets, way, 1, options.seed)?;
+            let tasks: Vec<_> = (0..options.tasks).map(|_| sampler.sample()).collect();
+            let name = format!("{way}-way random, {:?} alphabets", options.split).to_lowercase();
+            for classifier in &classifiers {
+                rows.push((
+                    classifier.name(),
+                    name.clone(),
+                    evaluate_tasks(classifier.as_ref(), &tasks)?,
+                ));
+            }
+        }
+    }
+    println!("| method | task set | trials | accuracy |");
+    println!("|---|---|---:|---:|");
+    for (method, tasks, accuracy) in rows {
+        println!(
+            "| {method} | {tasks} | {} | {:.1} % |",
+            accuracy.trials,
+            accuracy.percent()
+        );
+    }
+    Ok(())
+}

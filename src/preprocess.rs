@@ -1,0 +1,505 @@
+//! The one preprocessing step between a picture and the network.
+//!
+//! Training images (Omniglot scans, 105×105, black ink on white), evaluation images and drawings
+//! from the page's canvas (any size, dark or light ink, opaque or transparent background) all go
+//! through [`Preprocessor::render`], so a drawn character reaches the network exactly the way a
+//! training image did:
+//!
+//! 1. [`InkImage`] turns pixels into ink coverage in `0..=255`, whatever the polarity: the
+//!    background is read off the image border, and ink is the distance from it.
+//! 2. The ink's bounding box is found and mapped, centred and with its aspect ratio kept, into the
+//!    network's `size × size` square with a small margin. A tiny mark (a dot) is not blown up to
+//!    fill the square: the box is never taken smaller than a fifth of the picture.
+//! 3. The square is rendered by supersampled bilinear sampling of the source, so downscaling a
+//!    large canvas is anti-aliased just like downscaling a scan.
+//!
+//! Training distortions (Koch et al.'s random affine maps, [`Distortion`]) are applied in the same
+//! pass, in the normalised square, so scale and translation mean the same for every source.
+
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+
+/// Ink below this coverage (out of 255) does not count towards the bounding box: it keeps
+/// anti-aliasing fringes and paper noise from stretching the box.
+const INK_THRESHOLD: u8 = 64;
+/// The smallest bounding box side, as a fraction of the picture's larger side.
+const MIN_BOX_FRACTION: f32 = 0.2;
+/// Margin on each side of the square, as a fraction of its size.
+const MARGIN_FRACTION: f32 = 1.0 / 16.0;
+/// At most this many samples per axis per output pixel.
+const MAX_SUPERSAMPLING: usize = 8;
+
+/// Why a picture cannot be turned into network input.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PreprocessError {
+    /// The pixel buffer does not match the stated width and height.
+    #[error("image buffer holds {actual} bytes, but {width}×{height} needs {expected}")]
+    BufferSize {
+        /// Stated width.
+        width: usize,
+        /// Stated height.
+        height: usize,
+        /// Bytes a buffer of that size needs.
+        expected: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// The picture has no ink that stands out from its background.
+    #[error("the image is blank: no ink stands out from the background")]
+    Blank,
+}
+
+/// A greyscale picture as ink coverage: 0 is background, 255 is full ink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InkImage {
+    width: usize,
+    height: usize,
+    ink: Vec<u8>,
+}
+
+impl InkImage {
+    /// Ink coverage given directly (row-major, 0 = background).
+    pub fn from_ink(width: usize, height: usize, ink: Vec<u8>) -> Result<Self, PreprocessError> {
+        check_len(width, height, 1, ink.len())?;
+        Ok(Self { width, height, ink })
+    }
+
+    /// A greyscale (luma) picture of either polarity: the background is the median of the border.
+    pub fn from_luma(width: usize, height: usize, luma: &[u8]) -> Result<Self, PreprocessError> {
+        check_len(width, height, 1, luma.len())?;
+        Ok(Self::from_luma_unchecked(width, height, luma.to_vec()))
+    }
+
+    /// An RGBA picture, such as a canvas's `ImageData`. Where the border is mostly transparent,
+    /// ink is opacity (strokes of any colour on a transparent canvas); otherwise the picture is
+    /// composited over white and read as greyscale of either polarity.
+    pub fn from_rgba(width: usize, height: usize, rgba: &[u8]) -> Result<Self, PreprocessError> {
+        check_len(width, height, 4, rgba.len())?;
+        let pixels = || rgba.chunks_exact(4);
+        let border_alpha = median(border(width, height).map(|i| rgba[4 * i + 3]).collect());
+        if border_alpha < 128 {
+            let ink = pixels().map(|p| p[3]).collect();
+            return Ok(Self { width, height, ink });
+        }
+        let luma = pixels()
+            .map(|p| {
+                let l = (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0;
+                let a = p[3] as f32 / 255.0;
+                ((1.0 - a + a * l) * 255.0).round() as u8
+            })
+            .collect();
+        Ok(Self::from_luma_unchecked(width, height, luma))
+    }
+
+    fn from_luma_unchecked(width: usize, height: usize, luma: Vec<u8>) -> Self {
+        let background = median(border(width, height).map(|i| luma[i]).collect()) as f32;
+        // Ink is the distance from the background, scaled so the far end of the range is 255.
+        let range = background.max(255.0 - background).max(1.0);
+        let ink = luma
+            .iter()
+            .map(|&l| ((l as f32 - background).abs() / range * 255.0).round() as u8)
+            .collect();
+        Self { width, height, ink }
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Ink coverage, row-major.
+    pub fn ink(&self) -> &[u8] {
+        &self.ink
+    }
+
+    /// The bounding box of the ink as `(x0, y0, x1, y1)`, exclusive ends, or `None` if blank.
+    pub fn ink_box(&self) -> Option<(usize, usize, usize, usize)> {
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+        for (i, &v) in self.ink.iter().enumerate() {
+            if v >= INK_THRESHOLD {
+                let (x, y) = (i % self.width, i / self.width);
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x + 1);
+                y1 = y1.max(y + 1);
+            }
+        }
+        (x1 > 0).then_some((x0, y0, x1, y1))
+    }
+
+    /// Bilinear ink at a continuous position (pixel centres at `k + 0.5`), 0 outside.
+    fn sample(&self, x: f32, y: f32) -> f32 {
+        let (fx, fy) = (x - 0.5, y - 0.5);
+        let (x0, y0) = (fx.floor(), fy.floor());
+        let (tx, ty) = (fx - x0, fy - y0);
+        let at = |xi: f32, yi: f32| -> f32 {
+            if xi < 0.0 || yi < 0.0 || xi >= self.width as f32 || yi >= self.height as f32 {
+                0.0
+            } else {
+                self.ink[yi as usize * self.width + xi as usize] as f32
+            }
+        };
+        let top = at(x0, y0) * (1.0 - tx) + at(x0 + 1.0, y0) * tx;
+        let bottom = at(x0, y0 + 1.0) * (1.0 - tx) + at(x0 + 1.0, y0 + 1.0) * tx;
+        (top * (1.0 - ty) + bottom * ty) / 255.0
+    }
+}
+
+fn check_len(
+    width: usize,
+    height: usize,
+    channels: usize,
+    actual: usize,
+) -> Result<(), PreprocessError> {
+    let expected = width * height * channels;
+    if expected == actual && expected > 0 {
+        Ok(())
+    } else {
+        Err(PreprocessError::BufferSize {
+            width,
+            height,
+            expected,
+            actual,
+        })
+    }
+}
+
+/// Indices of the outermost ring of pixels.
+fn border(width: usize, height: usize) -> impl Iterator<Item = usize> {
+    (0..width * height).filter(move |i| {
+        let (x, y) = (i % width, i / width);
+        x == 0 || y == 0 || x + 1 == width || y + 1 == height
+    })
+}
+
+fn median(mut values: Vec<u8>) -> u8 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// A 2×2 linear map plus translation, from output pixel positions to other positions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Affine {
+    m: [[f32; 2]; 2],
+    t: [f32; 2],
+}
+
+impl Affine {
+    const IDENTITY: Affine = Affine {
+        m: [[1.0, 0.0], [0.0, 1.0]],
+        t: [0.0, 0.0],
+    };
+
+    fn apply(&self, p: [f32; 2]) -> [f32; 2] {
+        [
+            self.m[0][0] * p[0] + self.m[0][1] * p[1] + self.t[0],
+            self.m[1][0] * p[0] + self.m[1][1] * p[1] + self.t[1],
+        ]
+    }
+
+    /// `self ∘ other`: apply `other` first.
+    fn then_after(&self, other: &Affine) -> Affine {
+        let m = |r: usize, c: usize| self.m[r][0] * other.m[0][c] + self.m[r][1] * other.m[1][c];
+        Affine {
+            m: [[m(0, 0), m(0, 1)], [m(1, 0), m(1, 1)]],
+            t: self.apply(other.t),
+        }
+    }
+
+    /// The largest factor by which the map stretches distances (a bound, for supersampling).
+    fn stretch(&self) -> f32 {
+        let col = |c: usize| (self.m[0][c].powi(2) + self.m[1][c].powi(2)).sqrt();
+        col(0).max(col(1))
+    }
+}
+
+/// Koch et al.'s random affine distortion of a training image: rotation, shear, scale and
+/// translation, each drawn with probability one half. Ranges are in the normalised square, with
+/// translation in units of a 105-pixel Omniglot image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistortionConfig {
+    /// Largest rotation, in degrees.
+    pub rotation_degrees: f32,
+    /// Largest shear along each axis.
+    pub shear: f32,
+    /// Scale range along each axis.
+    pub scale: (f32, f32),
+    /// Largest translation along each axis, in pixels of a 105-pixel image.
+    pub translation: f32,
+    /// Probability of drawing each component.
+    pub probability: f64,
+}
+
+impl Default for DistortionConfig {
+    fn default() -> Self {
+        Self {
+            rotation_degrees: 10.0,
+            shear: 0.3,
+            scale: (0.8, 1.2),
+            translation: 2.0,
+            probability: 0.5,
+        }
+    }
+}
+
+/// One drawn distortion, in the coordinates of the output square.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Distortion(Affine);
+
+impl Distortion {
+    /// No distortion.
+    pub const NONE: Distortion = Distortion(Affine::IDENTITY);
+
+    /// Draws a distortion for a square of `size` pixels.
+    pub fn sample<R: Rng + ?Sized>(config: &DistortionConfig, size: usize, rng: &mut R) -> Self {
+        let draw = |range: f32, rng: &mut R| {
+            if rng.random_bool(config.probability) {
+                rng.random_range(-range..=range)
+            } else {
+                0.0
+            }
+        };
+        let theta = draw(config.rotation_degrees, rng).to_radians();
+        let (shear_x, shear_y) = (draw(config.shear, rng), draw(config.shear, rng));
+        let scale = |rng: &mut R| {
+            if rng.random_bool(config.probability) {
+                rng.random_range(config.scale.0..=config.scale.1)
+            } else {
+                1.0
+            }
+        };
+        let (scale_x, scale_y) = (scale(rng), scale(rng));
+        let pixels = config.translation * size as f32 / 105.0;
+        let (tx, ty) = (draw(pixels, rng), draw(pixels, rng));
+        let (sin, cos) = theta.sin_cos();
+        let rotation = Affine {
+            m: [[cos, -sin], [sin, cos]],
+            t: [0.0, 0.0],
+        };
+        let shear = Affine {
+            m: [[1.0, shear_x], [shear_y, 1.0]],
+            t: [0.0, 0.0],
+        };
+        let scaling = Affine {
+            m: [[scale_x, 0.0], [0.0, scale_y]],
+            t: [0.0, 0.0],
+        };
+        let mut map = rotation.then_after(&shear).then_after(&scaling);
+        map.t = [tx, ty];
+        Distortion(map)
+    }
+}
+
+/// Renders pictures into the network's square input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preprocessor {
+    size: usize,
+}
+
+impl Preprocessor {
+    /// A preprocessor for a `size × size` network input.
+    pub fn new(size: usize) -> Self {
+        Self { size }
+    }
+
+    /// Side of the square, in pixels.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The network input for `image`: `size²` values in `0..=1`, row-major, 1 = ink.
+    pub fn render(&self, image: &InkImage) -> Result<Vec<f32>, PreprocessError> {
+        self.render_distorted(image, &Distortion::NONE)
+    }
+
+    /// Like [`render`](Self::render), seen through a training distortion.
+    pub fn render_distorted(
+        &self,
+        image: &InkImage,
+        distortion: &Distortion,
+    ) -> Result<Vec<f32>, PreprocessError> {
+        let (x0, y0, x1, y1) = image.ink_box().ok_or(PreprocessError::Blank)?;
+        let size = self.size as f32;
+        let min_side = MIN_BOX_FRACTION * image.width.max(image.height) as f32;
+        let side = ((x1 - x0).max(y1 - y0) as f32).max(min_side);
+        // Source pixels per output pixel.
+        let scale = side / (size * (1.0 - 2.0 * MARGIN_FRACTION));
+        let centre = [(x0 + x1) as f32 / 2.0, (y0 + y1) as f32 / 2.0];
+        let half = size / 2.0;
+        // Output position → centred → distorted (the map sends source-side positions to output
+        // positions, so sampling uses its inverse; the distribution is symmetric, so we sample
+        // the inverse directly) → source position.
+        let to_centre = Affine {
+            m: Affine::IDENTITY.m,
+            t: [-half, -half],
+        };
+        let to_source = Affine {
+            m: [[scale, 0.0], [0.0, scale]],
+            t: centre,
+        };
+        let map = to_source.then_after(&distortion.0).then_after(&to_centre);
+        let n = (map.stretch().ceil() as usize).clamp(1, MAX_SUPERSAMPLING);
+        let step = 1.0 / n as f32;
+        let mut out = Vec::with_capacity(self.size * self.size);
+        for row in 0..self.size {
+            for col in 0..self.size {
+                let mut total = 0.0;
+                for sy in 0..n {
+                    for sx in 0..n {
+                        let p = [
+                            col as f32 + (sx as f32 + 0.5) * step,
+                            row as f32 + (sy as f32 + 0.5) * step,
+                        ];
+                        let [x, y] = map.apply(p);
+                        total += image.sample(x, y);
+                    }
+                }
+                out.push(total / (n * n) as f32);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    /// A 105×105 Omniglot-like scan: black strokes (a plus sign) on white, offset from centre.
+    fn scan() -> Vec<u8> {
+        let mut luma = vec![255u8; 105 * 105];
+        for i in 20..70 {
+            for w in 0..3 {
+                luma[(44 + w) * 105 + i] = 0; // horizontal bar, y = 44..47
+                luma[i * 105 + 44 + w] = 0; // vertical bar, x = 44..47
+            }
+        }
+        luma
+    }
+
+    fn ink_centroid(pixels: &[f32], size: usize) -> (f32, f32) {
+        let (mut sx, mut sy, mut total) = (0.0, 0.0, 0.0);
+        for (i, &v) in pixels.iter().enumerate() {
+            sx += v * ((i % size) as f32 + 0.5);
+            sy += v * ((i / size) as f32 + 0.5);
+            total += v;
+        }
+        (sx / total, sy / total)
+    }
+
+    #[test]
+    fn scan_is_centred_and_fills_the_square() {
+        let image = InkImage::from_luma(105, 105, &scan()).unwrap();
+        assert_eq!(image.ink_box(), Some((20, 20, 70, 70)));
+        let out = Preprocessor::new(32).render(&image).unwrap();
+        assert_eq!(out.len(), 32 * 32);
+        assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
+        let (cx, cy) = ink_centroid(&out, 32);
+        assert!(
+            (cx - 16.0).abs() < 1.0 && (cy - 16.0).abs() < 1.0,
+            "centroid {cx},{cy}"
+        );
+        // The margin stays empty, and the bars reach close to it.
+        assert!(out[..32].iter().all(|&v| v == 0.0), "top row has ink");
+        assert!(out[16 * 32 + 3] > 0.2, "bar does not reach the margin");
+    }
+
+    #[test]
+    fn drawing_matches_scan_whatever_size_position_or_polarity() {
+        let reference = Preprocessor::new(32)
+            .render(&InkImage::from_luma(105, 105, &scan()).unwrap())
+            .unwrap();
+        // The same plus, drawn 3× larger on a 400×300 transparent canvas in white, off-centre.
+        let (w, h) = (400, 300);
+        let mut rgba = vec![0u8; w * h * 4];
+        for i in 0..150 {
+            for d in 0..9 {
+                for (x, y) in [(40 + i, 110 + 72 + d), (40 + 72 + d, 110 + i)] {
+                    rgba[4 * (y * w + x)..4 * (y * w + x) + 4]
+                        .copy_from_slice(&[255, 255, 255, 255]);
+                }
+            }
+        }
+        let drawn = Preprocessor::new(32)
+            .render(&InkImage::from_rgba(w, h, &rgba).unwrap())
+            .unwrap();
+        let diff: f32 = reference
+            .iter()
+            .zip(&drawn)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / 1024.0;
+        assert!(diff < 0.03, "mean abs difference {diff}");
+        // And white ink on an opaque black canvas reads the same as black on white.
+        let dark: Vec<u8> = scan().iter().map(|v| 255 - v).collect();
+        let inverted = Preprocessor::new(32)
+            .render(&InkImage::from_luma(105, 105, &dark).unwrap())
+            .unwrap();
+        assert_eq!(inverted, reference);
+    }
+
+    #[test]
+    fn blank_full_and_malformed_inputs_are_errors() {
+        let p = Preprocessor::new(32);
+        let blank = InkImage::from_luma(50, 50, &[255; 2500]).unwrap();
+        assert_eq!(p.render(&blank), Err(PreprocessError::Blank));
+        // A canvas filled with ink has nothing that differs from its border.
+        let full = InkImage::from_rgba(20, 20, &[0, 0, 0, 255].repeat(400)).unwrap();
+        assert_eq!(p.render(&full), Err(PreprocessError::Blank));
+        assert!(matches!(
+            InkImage::from_rgba(10, 10, &[0; 7]),
+            Err(PreprocessError::BufferSize { .. })
+        ));
+        assert!(matches!(
+            InkImage::from_luma(0, 0, &[]),
+            Err(PreprocessError::BufferSize { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dot_stays_small() {
+        let mut luma = vec![255u8; 200 * 200];
+        for y in 98..102 {
+            for x in 98..102 {
+                luma[y * 200 + x] = 0;
+            }
+        }
+        let out = Preprocessor::new(32)
+            .render(&InkImage::from_luma(200, 200, &luma).unwrap())
+            .unwrap();
+        let inked = out.iter().filter(|&&v| v > 0.1).count();
+        assert!(inked > 0 && inked < 20, "{inked} pixels inked");
+    }
+
+    #[test]
+    fn distortions_are_bounded_and_seeded() {
+        let image = InkImage::from_luma(105, 105, &scan()).unwrap();
+        let p = Preprocessor::new(32);
+        let config = DistortionConfig::default();
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let d = Distortion::sample(&config, 32, &mut rng);
+            p.render_distorted(&image, &d).unwrap()
+        };
+        assert_eq!(draw(7), draw(7));
+        let plain = p.render(&image).unwrap();
+        let mut changed = 0;
+        for seed in 0..20 {
+            let out = draw(seed);
+            let (cx, cy) = ink_centroid(&out, 32);
+            assert!((cx - 16.0).abs() < 3.0 && (cy - 16.0).abs() < 3.0);
+            changed += usize::from(out != plain);
+        }
+        assert!(
+            changed >= 15,
+            "only {changed} of 20 distortions changed the image"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The `oneshot` command line end to end: training (with resume), evaluation, bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn oneshot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(common::data_dir())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn train_args<'a>(out: &'a str, iterations: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--preset",
+        "web",
+        "--objective",
+        "episodes",
+        "--way",
+        "5",
+        "--iterations",
+        iterations,
+        "--eval-every",
+        "2",
+        "--val-tasks",
+        "2",
+        "--learning-rate",
+        "1e-3",
+        "--out",
+        out,
+    ]
+}
+
+#[test]
+fn train_checkpoints_resumes_and_evaluates() {
+    let dir = common::temp_dir("oneshot-train");
+    let out = dir.path().join("run");
+    let out_str = out.to_str().unwrap();
+
+    let first = oneshot(&train_args(out_str, "2"));
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    for file in [
+        "state.json",
+        "latest.osw",
+        "best.osw",
+        "optimizer.bpk",
+        "validation.svg",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let history = |dir: &Path| -> serde_json::Value {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+        state["history"].clone()
+    };
+    let first_point = history(&out)[0].clone();
+
+    // Resuming continues from step 2 and draws what an unbroken run would.
+    let resumed = oneshot(&train_args(out_str, "4"));
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert!(
+        text(&resumed.stderr).contains("resuming"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["iteration"], 4);
+    assert_eq!(state["history"].as_array().unwrap().len(), 2);
+
+    // A fixed seed reproduces the run, and the resumed run matches an unbroken one.
+    let unbroken_dir = dir.path().join("unbroken");
+    let unbroken = oneshot(&train_args(unbroken_dir.to_str().unwrap(), "4"));
+    assert!(unbroken.status.success());
+    let (resumed, unbroken) = (history(&out), history(&unbroken_dir));
+    for (r, u) in resumed
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(unbroken.as_array().unwrap())
+    {
+        assert_eq!(r["loss"], u["loss"]);
+        assert_eq!(r["accuracy"], u["accuracy"]);
+    }
+
+    // Other options in the same folder are refused rather than mixed into the run.
+    let mut changed = train_args(out_str, "6");
+    changed.extend(["--seed", "7"]);
+    let refused = oneshot(&changed);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--seed"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // The trained weights evaluate, beside the baseline.
+    let best = out.join("best.osw");
+    let eval = oneshot(&[
+        "eval",
+        "--weights",
+        best.to_str().unwrap(),
+        "--tasks",
+        "10",
+        "--way",
+        "5,20",
+    ]);
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let table = text(&eval.stdout);
+    assert!(
+        table.contains("siamese (web)") && table.contains("1-NN on 32×32 pixels"),
+        "{table}"
+    );
+    assert!(table.contains("all_runs.zip (20 runs) | 400 |"), "{table}");
+    assert!(
+        table.contains("5-way random") && table.contains("20-way random"),
+        "{table}"
+    );
+}
+
+#[test]
+fn koch_preset_trains() {
+    let dir = common::temp_dir("oneshot-koch");
+    let out = dir.path().join("koch");
+    let run = oneshot(&[
+        "train",
+        "--preset",
+        "koch",
+        "--iterations",
+        "1",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "1",
+        "--val-tasks",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let bytes = std::fs::read(out.join("best.osw")).unwrap();
+    let config = oneshot::weights::read_config(&bytes).unwrap();
+    assert_eq!(config, oneshot::model::Preset::Koch.config());
+}
+
+#[test]
+fn bad_input_fails_with_a_message_and_writes_nothing() {
+    let dir = common::temp_dir("oneshot-bad");
+    let missing = dir.path().join("nowhere");
+    let run = Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args([
+            "eval",
+            "--tasks",
+            "0",
+            "--data-dir",
+            missing.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(
+        text(&run.stderr).contains("all_runs.zip"),
+        "{}",
+        text(&run.stderr)
+    );
+
+    let garbage = dir.path().join("garbage.osw");
+    std::fs::write(&garbage, b"ONESHOTW\x05\x00\x00\x00{oops").unwrap();
+    let run = oneshot(&[
+        "eval",
+        "--weights",
+        garbage.to_str().unwrap(),
+        "--tasks",
+        "0",
+    ]);
+    assert!(!run.status.success());
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("garbage.osw") && stderr.contains("header"),
+        "{stderr}"
+    );
+
+    let run = oneshot(&[
+        "eval",
+        "--tasks",
+        "5",
+        "--no-runs",
+        "--alphabets",
+        "Klingon",
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        text(&run.stderr).contains("unknown alphabet"),
+        "{}",
+        text(&run.stderr)
+    );
+
+    let out = dir.path().join("never");
+    let run = Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args([
+            "train",
+            "--iterations",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--data-dir",
+            missing.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(
+        !Path::new(&out).exists(),
+        "a failed run left {} behind",
+        out.display()
+    );
+}
