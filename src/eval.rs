@@ -10,11 +10,7 @@ pub trait OneShotClassifier {
     /// A short name for tables.
     fn name(&self) -> String;
     /// The index of the chosen support for each query.
-    fn classify(
-        &self,
-        supports: &[&InkImage],
-        queries: &[&InkImage],
-    ) -> Result<Vec<usize>, PreprocessError>;
+    fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError>;
 }
 
 impl OneShotClassifier for Recognizer {
@@ -22,22 +18,12 @@ impl OneShotClassifier for Recognizer {
         format!("siamese ({})", self.config().preset.name())
     }
 
-    fn classify(
-        &self,
-        supports: &[&InkImage],
-        queries: &[&InkImage],
-    ) -> Result<Vec<usize>, PreprocessError> {
+    fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
         let all: Vec<&InkImage> = supports.iter().chain(queries).copied().collect();
         let embeddings = self.embed(&all)?;
         let s = supports.len();
-        let scores = self.scores(
-            embeddings.clone().narrow(0, s, queries.len()),
-            embeddings.narrow(0, 0, s),
-        );
-        let values = scores
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("scores are f32");
+        let scores = self.scores(embeddings.clone().narrow(0, s, queries.len()), embeddings.narrow(0, 0, s));
+        let values = scores.into_data().try_to_vec::<f32>().expect("scores are f32");
         Ok(values.chunks(s).map(argmax).collect())
     }
 }
@@ -55,16 +41,9 @@ impl OneShotClassifier for NearestNeighbour {
         format!("1-NN on {0}×{0} pixels", self.preprocessor.size())
     }
 
-    fn classify(
-        &self,
-        supports: &[&InkImage],
-        queries: &[&InkImage],
-    ) -> Result<Vec<usize>, PreprocessError> {
+    fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
         let render = |images: &[&InkImage]| {
-            images
-                .iter()
-                .map(|i| self.preprocessor.render(i))
-                .collect::<Result<Vec<_>, _>>()
+            images.iter().map(|i| self.preprocessor.render(i)).collect::<Result<Vec<_>, _>>()
         };
         let supports = render(supports)?;
         render(queries).map(|queries| {
@@ -81,10 +60,7 @@ impl OneShotClassifier for NearestNeighbour {
 }
 
 fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 /// Correct answers out of trials.
@@ -119,10 +95,7 @@ pub fn evaluate_runs(
     for run in runs {
         let supports: Vec<&InkImage> = run.supports.iter().collect();
         let queries: Vec<&InkImage> = run.queries.iter().map(|(q, _)| q).collect();
-        accuracy.add(
-            &classifier.classify(&supports, &queries)?,
-            run.queries.iter().map(|(_, c)| *c),
-        );
+        accuracy.add(&classifier.classify(&supports, &queries)?, run.queries.iter().map(|(_, c)| *c));
     }
     Ok(accuracy)
 }
@@ -135,10 +108,7 @@ pub fn evaluate_tasks(
     let mut accuracy = Accuracy::default();
     for task in tasks {
         let queries: Vec<&InkImage> = task.queries.iter().map(|(q, _)| *q).collect();
-        accuracy.add(
-            &classifier.classify(&task.supports, &queries)?,
-            task.queries.iter().map(|(_, c)| *c),
-        );
+        accuracy.add(&classifier.classify(&task.supports, &queries)?, task.queries.iter().map(|(_, c)| *c));
     }
     Ok(accuracy)
 }

@@ -4,7 +4,7 @@
 //! The modules follow the pipeline:
 //! [`preprocess`] (any picture → network input) → [`data`] (Omniglot, Lake's runs, splits; native)
 //! → [`model`] (the twin and head) → [`objective`] (losses) → [`train`] / [`eval`] (native)
-//! → [`weights`] (files) → [`recognize`] (embedding and scoring, shared with the page).
+//! → [`weights`] (files) → [`recognize`] (embedding and scoring) → `web` (the page's wasm glue).
 
 pub mod model;
 pub mod objective;
@@ -20,6 +20,8 @@ pub mod eval;
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 /// Writes a file through a temporary sibling and a rename, so readers never see half a file.
 #[cfg(not(target_arch = "wasm32"))]

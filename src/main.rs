@@ -8,16 +8,13 @@ use clap::{Parser, Subcommand};
 
 use oneshot::data::{self, Archive, DataSet, Split, TaskSampler};
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
-use oneshot::preprocess::Preprocessor;
+use oneshot::preprocess::{InkImage, Preprocessor};
 use oneshot::recognize::Recognizer;
 use oneshot::train::{TrainOptions, train};
 use oneshot::weights;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "One-shot character recognition with a Siamese network on Omniglot"
-)]
+#[command(version, about = "One-shot character recognition with a Siamese network on Omniglot")]
 struct Cli {
     /// Folder holding images_background.zip, images_evaluation.zip and all_runs.zip.
     #[arg(long, global = true, env = data::DATA_DIR_ENV)]
@@ -32,6 +29,21 @@ enum Command {
     Train(TrainOptions),
     /// Measure one-shot accuracy on Lake's runs and on random within-alphabet tasks.
     Eval(EvalOptions),
+    /// Score query pictures against support pictures (PNG files, read as the page reads a canvas).
+    Score(ScoreOptions),
+}
+
+#[derive(clap::Args)]
+struct ScoreOptions {
+    /// Weights of the network.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Support pictures, one per class.
+    #[arg(long, required = true)]
+    support: Vec<PathBuf>,
+    /// Query pictures.
+    #[arg(long, required = true)]
+    query: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -71,6 +83,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(options) => run_train(&options, &data_dir),
         Command::Eval(options) => run_eval(&options, &data_dir),
+        Command::Score(options) => run_score(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,29 +127,19 @@ fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
         }
         None => options.size,
     };
-    classifiers.push(Box::new(NearestNeighbour {
-        preprocessor: Preprocessor::new(size),
-    }));
+    classifiers.push(Box::new(NearestNeighbour { preprocessor: Preprocessor::new(size) }));
 
     let mut rows = Vec::new();
     if !options.no_runs {
-        let path = options
-            .runs
-            .clone()
-            .unwrap_or_else(|| data_dir.join("all_runs.zip"));
+        let path = options.runs.clone().unwrap_or_else(|| data_dir.join("all_runs.zip"));
         let runs = data::load_runs(&Archive::open(&path)?)?;
         let name = format!(
             "{} ({} runs)",
-            path.file_name()
-                .map_or("runs".into(), |n| n.to_string_lossy()),
+            path.file_name().map_or("runs".into(), |n| n.to_string_lossy()),
             runs.len()
         );
         for classifier in &classifiers {
-            rows.push((
-                classifier.name(),
-                name.clone(),
-                evaluate_runs(classifier.as_ref(), &runs)?,
-            ));
+            rows.push((classifier.name(), name.clone(), evaluate_runs(classifier.as_ref(), &runs)?));
         }
     }
     if options.tasks > 0 {
@@ -147,22 +150,39 @@ fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
             let tasks: Vec<_> = (0..options.tasks).map(|_| sampler.sample()).collect();
             let name = format!("{way}-way random, {:?} alphabets", options.split).to_lowercase();
             for classifier in &classifiers {
-                rows.push((
-                    classifier.name(),
-                    name.clone(),
-                    evaluate_tasks(classifier.as_ref(), &tasks)?,
-                ));
+                rows.push((classifier.name(), name.clone(), evaluate_tasks(classifier.as_ref(), &tasks)?));
             }
         }
     }
     println!("| method | task set | trials | accuracy |");
     println!("|---|---|---:|---:|");
     for (method, tasks, accuracy) in rows {
-        println!(
-            "| {method} | {tasks} | {} | {:.1} % |",
-            accuracy.trials,
-            accuracy.percent()
-        );
+        println!("| {method} | {tasks} | {} | {:.1} % |", accuracy.trials, accuracy.percent());
     }
+    Ok(())
+}
+
+/// Prints `{"scores": [[...per support...] per query]}` as JSON.
+fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
+    let device = Device::flex();
+    let (config, model) = weights::load(&options.weights, None, &device)?;
+    let recognizer = Recognizer::new(model, config, device);
+    let read = |paths: &[PathBuf]| -> Result<Vec<InkImage>, AnyError> {
+        paths
+            .iter()
+            .map(|path| {
+                let image = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?.into_rgba8();
+                let (w, h) = (image.width() as usize, image.height() as usize);
+                InkImage::from_rgba(w, h, image.as_raw())
+                    .map_err(|e| format!("{}: {e}", path.display()).into())
+            })
+            .collect()
+    };
+    let (supports, queries) = (read(&options.support)?, read(&options.query)?);
+    let embed = |images: &[InkImage]| recognizer.embed(&images.iter().collect::<Vec<_>>());
+    let scores = recognizer.scores(embed(&queries)?, embed(&supports)?);
+    let values = scores.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let rows: Vec<&[f32]> = values.chunks(supports.len()).collect();
+    println!("{}", serde_json::json!({ "scores": rows }));
     Ok(())
 }

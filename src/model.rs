@@ -114,11 +114,7 @@ impl SiameseConfig {
     /// Side of the last feature map, or `None` if the stages shrink the input to nothing.
     pub fn feature_size(&self) -> Option<usize> {
         self.stages.iter().try_fold(self.input_size, |size, stage| {
-            let size = if stage.same_padding {
-                size
-            } else {
-                size.checked_sub(stage.kernel - 1)?
-            };
+            let size = if stage.same_padding { size } else { size.checked_sub(stage.kernel - 1)? };
             let size = if stage.pool { size / 2 } else { size };
             (size > 0).then_some(size)
         })
@@ -129,60 +125,35 @@ impl SiameseConfig {
     /// # Panics
     /// If the stages shrink the input to nothing (a programming error in a preset).
     pub fn init(&self, device: &Device) -> Siamese {
-        let feature = self
-            .feature_size()
-            .expect("the stages shrink the input to nothing");
+        let feature = self.feature_size().expect("the stages shrink the input to nothing");
         let (conv_init, dense_init) = match self.init {
-            InitScheme::Koch => (
-                Initializer::Normal {
-                    mean: 0.0,
-                    std: 0.01,
-                },
-                Initializer::Normal {
-                    mean: 0.0,
-                    std: 0.2,
-                },
-            ),
-            InitScheme::Kaiming => (
-                Conv2dConfig::new([1, 1], [1, 1]).initializer,
-                LinearConfig::new(1, 1).initializer,
-            ),
+            InitScheme::Koch => {
+                (Initializer::Normal { mean: 0.0, std: 0.01 }, Initializer::Normal { mean: 0.0, std: 0.2 })
+            }
+            InitScheme::Kaiming => {
+                (Conv2dConfig::new([1, 1], [1, 1]).initializer, LinearConfig::new(1, 1).initializer)
+            }
         };
         let mut in_channels = 1;
         let mut stages = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
-            let padding = if stage.same_padding {
-                PaddingConfig2d::Same
-            } else {
-                PaddingConfig2d::Valid
-            };
-            let conv =
-                Conv2dConfig::new([in_channels, stage.channels], [stage.kernel, stage.kernel])
-                    .with_padding(padding)
-                    .with_initializer(conv_init.clone())
-                    .init(device);
+            let padding = if stage.same_padding { PaddingConfig2d::Same } else { PaddingConfig2d::Valid };
+            let conv = Conv2dConfig::new([in_channels, stage.channels], [stage.kernel, stage.kernel])
+                .with_padding(padding)
+                .with_initializer(conv_init.clone())
+                .init(device);
             stages.push(ConvStage {
                 conv: self.koch_bias(conv, device),
-                norm: self
-                    .batch_norm
-                    .then(|| BatchNormConfig::new(stage.channels).init(device)),
+                norm: self.batch_norm.then(|| BatchNormConfig::new(stage.channels).init(device)),
                 pool: stage.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
             });
             in_channels = stage.channels;
         }
         let flat = in_channels * feature * feature;
-        let embed = LinearConfig::new(flat, self.embedding)
-            .with_initializer(dense_init.clone())
-            .init(device);
-        let head = LinearConfig::new(self.embedding, 1)
-            .with_initializer(dense_init)
-            .init(device);
+        let embed = LinearConfig::new(flat, self.embedding).with_initializer(dense_init.clone()).init(device);
+        let head = LinearConfig::new(self.embedding, 1).with_initializer(dense_init).init(device);
         Siamese {
-            twin: Twin {
-                stages,
-                embed: self.koch_bias(embed, device),
-                sigmoid: self.sigmoid_embedding,
-            },
+            twin: Twin { stages, embed: self.koch_bias(embed, device), sigmoid: self.sigmoid_embedding },
             head: self.koch_bias(head, device),
         }
     }
@@ -193,11 +164,7 @@ impl SiameseConfig {
             && let Some(bias) = layer.bias_mut()
         {
             let shape = bias.shape();
-            *bias = Param::from_tensor(Tensor::random(
-                shape,
-                Distribution::Normal(0.5, 0.01),
-                device,
-            ));
+            *bias = Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.5, 0.01), device));
         }
         layer
     }
@@ -262,11 +229,7 @@ pub struct Siamese {
 impl Siamese {
     /// Embeds a batch of preprocessed images `[n, 1, size, size]` into `[n, embedding]`.
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self
-            .twin
-            .stages
-            .iter()
-            .fold(images, |x, stage| stage.forward(x));
+        let x = self.twin.stages.iter().fold(images, |x, stage| stage.forward(x));
         let x = self.twin.embed.forward(x.flatten(1, 3));
         if self.twin.sigmoid { sigmoid(x) } else { x }
     }
@@ -329,9 +292,7 @@ mod tests {
         let e = model.embed(images);
         let forward = model.cross_scores(e.clone(), e.clone());
         let backward = forward.clone().transpose();
-        forward
-            .to_data()
-            .assert_approx_eq::<f32>(&backward.to_data(), Tolerance::absolute(1e-6));
+        forward.to_data().assert_approx_eq::<f32>(&backward.to_data(), Tolerance::absolute(1e-6));
         let values = forward.into_data().try_to_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
         // Pairwise logits agree with the cross-product form.

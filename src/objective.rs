@@ -31,10 +31,7 @@ pub fn pair_loss(model: &Siamese, a: Tensor<4>, b: Tensor<4>, labels: Tensor<1>)
     let n = a.dims()[0];
     // One forward pass for both sides, so batch statistics see the whole batch.
     let embeddings = model.embed(Tensor::cat(vec![a, b], 0));
-    let logits = model.pair_logits(
-        embeddings.clone().narrow(0, 0, n),
-        embeddings.narrow(0, n, n),
-    );
+    let logits = model.pair_logits(embeddings.clone().narrow(0, 0, n), embeddings.narrow(0, n, n));
     binary_cross_entropy(logits, labels)
 }
 
@@ -56,9 +53,7 @@ pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>) -> Tensor<1> {
             None => loss,
         });
     }
-    total
-        .expect("at least one group")
-        .div_scalar(sizes.len() as f32)
+    total.expect("at least one group").div_scalar(sizes.len() as f32)
 }
 
 /// Loss for one `[k, k]` logit matrix whose diagonal holds the matching pairs.
@@ -68,23 +63,11 @@ fn episode_group_loss(logits: Tensor<2>) -> Tensor<1> {
     let eye = Tensor::<2>::eye(k, &device);
     let off = eye.clone().neg().add_scalar(1.0);
     // Classification both ways: each row picks its column, each column its row.
-    let rows = (log_softmax(logits.clone(), 1) * eye.clone())
-        .sum()
-        .neg()
-        .div_scalar(k as f32);
-    let cols = (log_softmax(logits.clone(), 0) * eye.clone())
-        .sum()
-        .neg()
-        .div_scalar(k as f32);
+    let rows = (log_softmax(logits.clone(), 1) * eye.clone()).sum().neg().div_scalar(k as f32);
+    let cols = (log_softmax(logits.clone(), 0) * eye.clone()).sum().neg().div_scalar(k as f32);
     // Balanced same/different cross-entropy over all k² pairs.
-    let same = (log_sigmoid(logits.clone()) * eye)
-        .sum()
-        .neg()
-        .div_scalar(k as f32);
-    let different = (log_sigmoid(logits.neg()) * off)
-        .sum()
-        .neg()
-        .div_scalar((k * (k - 1)).max(1) as f32);
+    let same = (log_sigmoid(logits.clone()) * eye).sum().neg().div_scalar(k as f32);
+    let different = (log_sigmoid(logits.neg()) * off).sum().neg().div_scalar((k * (k - 1)).max(1) as f32);
     (rows + cols).mul_scalar(0.5) + (same + different).mul_scalar(0.5)
 }
 
@@ -110,8 +93,7 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(1);
         let model = Preset::Web.config().init(&device);
-        let images =
-            |n| Tensor::<4>::random([n, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let images = |n| Tensor::<4>::random([n, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
         let labels = Tensor::<1>::from_floats([1.0, 0.0, 1.0, 0.0], &device);
         let pair = pair_loss(&model, images(4), images(4), labels);
         let episode = episode_loss(&model, vec![images(6), images(10)]);
@@ -119,10 +101,7 @@ mod tests {
             let value = loss.clone().into_scalar::<f32>();
             assert!(value.is_finite() && value > 0.0, "loss {value}");
             let grads = loss.backward();
-            let grad = model
-                .embed_weight()
-                .grad(&grads)
-                .expect("embedding weight has a gradient");
+            let grad = model.embed_weight().grad(&grads).expect("embedding weight has a gradient");
             assert!(grad.abs().sum().into_scalar::<f32>() > 0.0);
         }
     }

@@ -30,24 +30,11 @@ pub fn validation_svg(path: &Path, state: &RunState) -> Result<(), Box<dyn std::
             .right_y_label_area_size(48)
             .build_cartesian_2d(0.0..last, floor..100.0)?
             .set_secondary_coord(0.0..last, 0.0..max_loss * 1.05);
+        chart.configure_mesh().x_desc("training steps").y_desc("accuracy (%)").draw()?;
+        chart.configure_secondary_axes().y_desc("training loss").draw()?;
+        let accuracy: Vec<(f64, f64)> = history.iter().map(|p| (p.iteration as f64, p.accuracy)).collect();
         chart
-            .configure_mesh()
-            .x_desc("training steps")
-            .y_desc("accuracy (%)")
-            .draw()?;
-        chart
-            .configure_secondary_axes()
-            .y_desc("training loss")
-            .draw()?;
-        let accuracy: Vec<(f64, f64)> = history
-            .iter()
-            .map(|p| (p.iteration as f64, p.accuracy))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(
-                accuracy.iter().copied(),
-                BLUE.stroke_width(2),
-            ))?
+            .draw_series(LineSeries::new(accuracy.iter().copied(), BLUE.stroke_width(2)))?
             .label("validation accuracy")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
         chart.draw_series(accuracy.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;

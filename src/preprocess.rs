@@ -95,10 +95,8 @@ impl InkImage {
         let background = median(border(width, height).map(|i| luma[i]).collect()) as f32;
         // Ink is the distance from the background, scaled so the far end of the range is 255.
         let range = background.max(255.0 - background).max(1.0);
-        let ink = luma
-            .iter()
-            .map(|&l| ((l as f32 - background).abs() / range * 255.0).round() as u8)
-            .collect();
+        let ink =
+            luma.iter().map(|&l| ((l as f32 - background).abs() / range * 255.0).round() as u8).collect();
         Self { width, height, ink }
     }
 
@@ -150,22 +148,12 @@ impl InkImage {
     }
 }
 
-fn check_len(
-    width: usize,
-    height: usize,
-    channels: usize,
-    actual: usize,
-) -> Result<(), PreprocessError> {
+fn check_len(width: usize, height: usize, channels: usize, actual: usize) -> Result<(), PreprocessError> {
     let expected = width * height * channels;
     if expected == actual && expected > 0 {
         Ok(())
     } else {
-        Err(PreprocessError::BufferSize {
-            width,
-            height,
-            expected,
-            actual,
-        })
+        Err(PreprocessError::BufferSize { width, height, expected, actual })
     }
 }
 
@@ -190,10 +178,7 @@ struct Affine {
 }
 
 impl Affine {
-    const IDENTITY: Affine = Affine {
-        m: [[1.0, 0.0], [0.0, 1.0]],
-        t: [0.0, 0.0],
-    };
+    const IDENTITY: Affine = Affine { m: [[1.0, 0.0], [0.0, 1.0]], t: [0.0, 0.0] };
 
     fn apply(&self, p: [f32; 2]) -> [f32; 2] {
         [
@@ -205,10 +190,7 @@ impl Affine {
     /// `self ∘ other`: apply `other` first.
     fn then_after(&self, other: &Affine) -> Affine {
         let m = |r: usize, c: usize| self.m[r][0] * other.m[0][c] + self.m[r][1] * other.m[1][c];
-        Affine {
-            m: [[m(0, 0), m(0, 1)], [m(1, 0), m(1, 1)]],
-            t: self.apply(other.t),
-        }
+        Affine { m: [[m(0, 0), m(0, 1)], [m(1, 0), m(1, 1)]], t: self.apply(other.t) }
     }
 
     /// The largest factor by which the map stretches distances (a bound, for supersampling).
@@ -237,13 +219,7 @@ pub struct DistortionConfig {
 
 impl Default for DistortionConfig {
     fn default() -> Self {
-        Self {
-            rotation_degrees: 10.0,
-            shear: 0.3,
-            scale: (0.8, 1.2),
-            translation: 2.0,
-            probability: 0.5,
-        }
+        Self { rotation_degrees: 10.0, shear: 0.3, scale: (0.8, 1.2), translation: 2.0, probability: 0.5 }
     }
 }
 
@@ -258,11 +234,7 @@ impl Distortion {
     /// Draws a distortion for a square of `size` pixels.
     pub fn sample<R: Rng + ?Sized>(config: &DistortionConfig, size: usize, rng: &mut R) -> Self {
         let draw = |range: f32, rng: &mut R| {
-            if rng.random_bool(config.probability) {
-                rng.random_range(-range..=range)
-            } else {
-                0.0
-            }
+            if rng.random_bool(config.probability) { rng.random_range(-range..=range) } else { 0.0 }
         };
         let theta = draw(config.rotation_degrees, rng).to_radians();
         let (shear_x, shear_y) = (draw(config.shear, rng), draw(config.shear, rng));
@@ -277,18 +249,9 @@ impl Distortion {
         let pixels = config.translation * size as f32 / 105.0;
         let (tx, ty) = (draw(pixels, rng), draw(pixels, rng));
         let (sin, cos) = theta.sin_cos();
-        let rotation = Affine {
-            m: [[cos, -sin], [sin, cos]],
-            t: [0.0, 0.0],
-        };
-        let shear = Affine {
-            m: [[1.0, shear_x], [shear_y, 1.0]],
-            t: [0.0, 0.0],
-        };
-        let scaling = Affine {
-            m: [[scale_x, 0.0], [0.0, scale_y]],
-            t: [0.0, 0.0],
-        };
+        let rotation = Affine { m: [[cos, -sin], [sin, cos]], t: [0.0, 0.0] };
+        let shear = Affine { m: [[1.0, shear_x], [shear_y, 1.0]], t: [0.0, 0.0] };
+        let scaling = Affine { m: [[scale_x, 0.0], [0.0, scale_y]], t: [0.0, 0.0] };
         let mut map = rotation.then_after(&shear).then_after(&scaling);
         map.t = [tx, ty];
         Distortion(map)
@@ -334,14 +297,8 @@ impl Preprocessor {
         // Output position → centred → distorted (the map sends source-side positions to output
         // positions, so sampling uses its inverse; the distribution is symmetric, so we sample
         // the inverse directly) → source position.
-        let to_centre = Affine {
-            m: Affine::IDENTITY.m,
-            t: [-half, -half],
-        };
-        let to_source = Affine {
-            m: [[scale, 0.0], [0.0, scale]],
-            t: centre,
-        };
+        let to_centre = Affine { m: Affine::IDENTITY.m, t: [-half, -half] };
+        let to_source = Affine { m: [[scale, 0.0], [0.0, scale]], t: centre };
         let map = to_source.then_after(&distortion.0).then_after(&to_centre);
         let n = (map.stretch().ceil() as usize).clamp(1, MAX_SUPERSAMPLING);
         let step = 1.0 / n as f32;
@@ -351,10 +308,8 @@ impl Preprocessor {
                 let mut total = 0.0;
                 for sy in 0..n {
                     for sx in 0..n {
-                        let p = [
-                            col as f32 + (sx as f32 + 0.5) * step,
-                            row as f32 + (sy as f32 + 0.5) * step,
-                        ];
+                        let p =
+                            [col as f32 + (sx as f32 + 0.5) * step, row as f32 + (sy as f32 + 0.5) * step];
                         let [x, y] = map.apply(p);
                         total += image.sample(x, y);
                     }
@@ -402,10 +357,7 @@ mod tests {
         assert_eq!(out.len(), 32 * 32);
         assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
         let (cx, cy) = ink_centroid(&out, 32);
-        assert!(
-            (cx - 16.0).abs() < 1.0 && (cy - 16.0).abs() < 1.0,
-            "centroid {cx},{cy}"
-        );
+        assert!((cx - 16.0).abs() < 1.0 && (cy - 16.0).abs() < 1.0, "centroid {cx},{cy}");
         // The margin stays empty, and the bars reach close to it.
         assert!(out[..32].iter().all(|&v| v == 0.0), "top row has ink");
         assert!(out[16 * 32 + 3] > 0.2, "bar does not reach the margin");
@@ -413,35 +365,24 @@ mod tests {
 
     #[test]
     fn drawing_matches_scan_whatever_size_position_or_polarity() {
-        let reference = Preprocessor::new(32)
-            .render(&InkImage::from_luma(105, 105, &scan()).unwrap())
-            .unwrap();
+        let reference =
+            Preprocessor::new(32).render(&InkImage::from_luma(105, 105, &scan()).unwrap()).unwrap();
         // The same plus, drawn 3× larger on a 400×300 transparent canvas in white, off-centre.
         let (w, h) = (400, 300);
         let mut rgba = vec![0u8; w * h * 4];
         for i in 0..150 {
             for d in 0..9 {
                 for (x, y) in [(40 + i, 110 + 72 + d), (40 + 72 + d, 110 + i)] {
-                    rgba[4 * (y * w + x)..4 * (y * w + x) + 4]
-                        .copy_from_slice(&[255, 255, 255, 255]);
+                    rgba[4 * (y * w + x)..4 * (y * w + x) + 4].copy_from_slice(&[255, 255, 255, 255]);
                 }
             }
         }
-        let drawn = Preprocessor::new(32)
-            .render(&InkImage::from_rgba(w, h, &rgba).unwrap())
-            .unwrap();
-        let diff: f32 = reference
-            .iter()
-            .zip(&drawn)
-            .map(|(a, b)| (a - b).abs())
-            .sum::<f32>()
-            / 1024.0;
+        let drawn = Preprocessor::new(32).render(&InkImage::from_rgba(w, h, &rgba).unwrap()).unwrap();
+        let diff: f32 = reference.iter().zip(&drawn).map(|(a, b)| (a - b).abs()).sum::<f32>() / 1024.0;
         assert!(diff < 0.03, "mean abs difference {diff}");
         // And white ink on an opaque black canvas reads the same as black on white.
         let dark: Vec<u8> = scan().iter().map(|v| 255 - v).collect();
-        let inverted = Preprocessor::new(32)
-            .render(&InkImage::from_luma(105, 105, &dark).unwrap())
-            .unwrap();
+        let inverted = Preprocessor::new(32).render(&InkImage::from_luma(105, 105, &dark).unwrap()).unwrap();
         assert_eq!(inverted, reference);
     }
 
@@ -453,14 +394,8 @@ mod tests {
         // A canvas filled with ink has nothing that differs from its border.
         let full = InkImage::from_rgba(20, 20, &[0, 0, 0, 255].repeat(400)).unwrap();
         assert_eq!(p.render(&full), Err(PreprocessError::Blank));
-        assert!(matches!(
-            InkImage::from_rgba(10, 10, &[0; 7]),
-            Err(PreprocessError::BufferSize { .. })
-        ));
-        assert!(matches!(
-            InkImage::from_luma(0, 0, &[]),
-            Err(PreprocessError::BufferSize { .. })
-        ));
+        assert!(matches!(InkImage::from_rgba(10, 10, &[0; 7]), Err(PreprocessError::BufferSize { .. })));
+        assert!(matches!(InkImage::from_luma(0, 0, &[]), Err(PreprocessError::BufferSize { .. })));
     }
 
     #[test]
@@ -471,9 +406,7 @@ mod tests {
                 luma[y * 200 + x] = 0;
             }
         }
-        let out = Preprocessor::new(32)
-            .render(&InkImage::from_luma(200, 200, &luma).unwrap())
-            .unwrap();
+        let out = Preprocessor::new(32).render(&InkImage::from_luma(200, 200, &luma).unwrap()).unwrap();
         let inked = out.iter().filter(|&&v| v > 0.1).count();
         assert!(inked > 0 && inked < 20, "{inked} pixels inked");
     }
@@ -497,9 +430,6 @@ mod tests {
             assert!((cx - 16.0).abs() < 3.0 && (cy - 16.0).abs() < 3.0);
             changed += usize::from(out != plain);
         }
-        assert!(
-            changed >= 15,
-            "only {changed} of 20 distortions changed the image"
-        );
+        assert!(changed >= 15, "only {changed} of 20 distortions changed the image");
     }
 }

@@ -23,12 +23,7 @@ impl Recognizer {
     /// Wraps a network (switched to inference mode) built from `config`.
     pub fn new(model: Siamese, config: SiameseConfig, device: Device) -> Self {
         let preprocessor = Preprocessor::new(config.input_size);
-        Self {
-            model: model.valid(),
-            config,
-            preprocessor,
-            device,
-        }
+        Self { model: model.valid(), config, preprocessor, device }
     }
 
     /// The architecture.
@@ -53,10 +48,8 @@ impl Recognizer {
 
     /// Embeds pictures: `[n, embedding]`.
     pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
-        let inputs = images
-            .iter()
-            .map(|image| self.preprocessor.render(image))
-            .collect::<Result<Vec<_>, _>>()?;
+        let inputs =
+            images.iter().map(|image| self.preprocessor.render(image)).collect::<Result<Vec<_>, _>>()?;
         Ok(self.embed_preprocessed(&inputs))
     }
 
@@ -64,10 +57,7 @@ impl Recognizer {
     pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
         let chunks: Vec<Tensor<2>> = inputs
             .chunks(EMBED_CHUNK)
-            .map(|chunk| {
-                self.model
-                    .embed(image_batch(chunk, self.preprocessor.size(), &self.device))
-            })
+            .map(|chunk| self.model.embed(image_batch(chunk, self.preprocessor.size(), &self.device)))
             .collect();
         Tensor::cat(chunks, 0)
     }

@@ -140,9 +140,7 @@ pub struct RunState {
 impl RunState {
     /// The best validation point so far.
     pub fn best(&self) -> Option<&ValidationPoint> {
-        self.history
-            .iter()
-            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+        self.history.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
     }
 }
 
@@ -162,10 +160,7 @@ pub mod files {
 
 /// Trains as the options say, resuming a run found in the output folder. Returns the final state.
 pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainError> {
-    if options.batch_size < 2
-        || options.way < 2
-        || options.episodes_per_step == 0
-        || options.eval_every == 0
+    if options.batch_size < 2 || options.way < 2 || options.episodes_per_step == 0 || options.eval_every == 0
     {
         return Err(TrainError::Invalid(
             "batch size and way must be at least 2, intervals at least 1".into(),
@@ -189,55 +184,32 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
             let bytes = read_file(&out.join(files::OPTIMIZER))?;
             optimizer = optimizer
                 .from_bytes(Bytes::from_bytes_vec(bytes))
-                .map_err(|e| TrainError::File {
-                    path: out.join(files::OPTIMIZER),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| TrainError::File { path: out.join(files::OPTIMIZER), reason: e.to_string() })?;
             eprintln!("resuming {} at step {}", out.display(), state.iteration);
-            (
-                model.train(),
-                RunState {
-                    options: options.clone(),
-                    ..state
-                },
-            )
+            (model.train(), RunState { options: options.clone(), ..state })
         }
-        None => (
-            config.init(&device),
-            RunState {
-                options: options.clone(),
-                iteration: 0,
-                history: Vec::new(),
-            },
-        ),
+        None => {
+            (config.init(&device), RunState { options: options.clone(), iteration: 0, history: Vec::new() })
+        }
     };
 
     let preprocessor = Preprocessor::new(config.input_size);
     let distortion = (!options.no_distortions).then(DistortionConfig::default);
-    let progress =
-        ProgressBar::new(options.iterations as u64).with_position(state.iteration as u64);
+    let progress = ProgressBar::new(options.iterations as u64).with_position(state.iteration as u64);
     progress.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .expect("valid template"),
     );
     let mut seconds = state.history.last().map_or(0.0, |p| p.seconds);
     let (mut loss_sum, mut loss_count, mut pairs_done) = (0.0, 0usize, 0usize);
     let mut started = Instant::now();
-    let last_accuracy = |state: &RunState| {
-        state
-            .history
-            .last()
-            .map_or("–".to_string(), |p| format!("{:.1}%", p.accuracy))
-    };
+    let last_accuracy =
+        |state: &RunState| state.history.last().map_or("–".to_string(), |p| format!("{:.1}%", p.accuracy));
 
     while state.iteration < options.iterations {
         let mut rng = step_rng(options.seed, state.iteration);
         let lr = options.learning_rate
-            * options
-                .lr_decay
-                .powi((state.iteration / options.decay_every.max(1)) as i32);
+            * options.lr_decay.powi((state.iteration / options.decay_every.max(1)) as i32);
         let (loss, pairs) = match options.objective {
             Objective::Pairs => {
                 let batch = sample_pairs(
@@ -333,13 +305,9 @@ fn render(
     distortion: Option<&DistortionConfig>,
     rng: &mut StdRng,
 ) -> Vec<f32> {
-    let distortion = distortion.map_or(Distortion::NONE, |c| {
-        Distortion::sample(c, preprocessor.size(), rng)
-    });
+    let distortion = distortion.map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng));
     // Omniglot images always have ink; a blank render would be a data-set defect worth a panic.
-    preprocessor
-        .render_distorted(image, &distortion)
-        .expect("Omniglot images are never blank")
+    preprocessor.render_distorted(image, &distortion).expect("Omniglot images are never blank")
 }
 
 /// A batch of pairs: `a[i]`, `b[i]`, and 1 where they show the same character.
@@ -361,11 +329,8 @@ pub fn sample_pairs(
     distortion: Option<&DistortionConfig>,
     rng: &mut StdRng,
 ) -> PairBatch {
-    let mut batch = PairBatch {
-        a: Vec::with_capacity(n),
-        b: Vec::with_capacity(n),
-        labels: Vec::with_capacity(n),
-    };
+    let mut batch =
+        PairBatch { a: Vec::with_capacity(n), b: Vec::with_capacity(n), labels: Vec::with_capacity(n) };
     for i in 0..n {
         let alphabet = alphabets.choose(rng).expect("background alphabets");
         let same = i < n / 2;
@@ -374,18 +339,8 @@ pub fn sample_pairs(
         let second = if same { first } else { characters[1] };
         let drawer = rng.random_range(0..first.drawings.len());
         let other = (drawer + rng.random_range(1..second.drawings.len())) % second.drawings.len();
-        batch.a.push(render(
-            &first.drawings[drawer],
-            preprocessor,
-            distortion,
-            rng,
-        ));
-        batch.b.push(render(
-            &second.drawings[other],
-            preprocessor,
-            distortion,
-            rng,
-        ));
+        batch.a.push(render(&first.drawings[drawer], preprocessor, distortion, rng));
+        batch.b.push(render(&second.drawings[other], preprocessor, distortion, rng));
         batch.labels.push(if same { 1.0 } else { 0.0 });
     }
     batch
@@ -409,28 +364,15 @@ pub fn sample_episode(
         let drawers = character.drawings.len();
         let a = rng.random_range(0..drawers);
         let b = (a + rng.random_range(1..drawers)) % drawers;
-        first.push(render(
-            &character.drawings[a],
-            preprocessor,
-            distortion,
-            rng,
-        ));
-        second.push(render(
-            &character.drawings[b],
-            preprocessor,
-            distortion,
-            rng,
-        ));
+        first.push(render(&character.drawings[a], preprocessor, distortion, rng));
+        second.push(render(&character.drawings[b], preprocessor, distortion, rng));
     }
     first.extend(second);
     first
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
+    TrainError::File { path: path.to_path_buf(), reason: e.to_string() }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TrainError> {
@@ -443,42 +385,24 @@ fn read_state(out: &Path) -> Result<Option<RunState>, TrainError> {
         return Ok(None);
     }
     let bytes = read_file(&path)?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| file_error(&path, e))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| file_error(&path, e))
 }
 
 /// A resumed run must be the same experiment; only its length may change.
-fn check_same_run(
-    out: &Path,
-    saved: &TrainOptions,
-    asked: &TrainOptions,
-) -> Result<(), TrainError> {
-    let comparable = |o: &TrainOptions| TrainOptions {
-        iterations: 0,
-        out: PathBuf::new(),
-        ..o.clone()
-    };
+fn check_same_run(out: &Path, saved: &TrainOptions, asked: &TrainOptions) -> Result<(), TrainError> {
+    let comparable = |o: &TrainOptions| TrainOptions { iterations: 0, out: PathBuf::new(), ..o.clone() };
     if comparable(saved) == comparable(asked) {
         return Ok(());
     }
-    let (a, b) = (
-        serde_json::to_value(saved).unwrap_or_default(),
-        serde_json::to_value(asked).unwrap_or_default(),
-    );
+    let (a, b) =
+        (serde_json::to_value(saved).unwrap_or_default(), serde_json::to_value(asked).unwrap_or_default());
     let reason = a
         .as_object()
         .and_then(|a| {
-            a.iter()
-                .find(|(k, v)| *k != "iterations" && *k != "out" && b.get(k.as_str()) != Some(v))
+            a.iter().find(|(k, v)| *k != "iterations" && *k != "out" && b.get(k.as_str()) != Some(v))
         })
-        .map_or("options differ".to_string(), |(k, v)| {
-            format!("--{} was {v}", k.replace('_', "-"))
-        });
-    Err(TrainError::OptionsChanged {
-        path: out.to_path_buf(),
-        reason,
-    })
+        .map_or("options differ".to_string(), |(k, v)| format!("--{} was {v}", k.replace('_', "-")));
+    Err(TrainError::OptionsChanged { path: out.to_path_buf(), reason })
 }
 
 fn save_checkpoint(

@@ -74,11 +74,8 @@ struct Header {
 
 /// Serialises a network and its architecture.
 pub fn to_bytes(model: &Siamese, config: &SiameseConfig) -> Result<Vec<u8>, WeightsError> {
-    let payload = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| WeightsError::Record(e.to_string()))?;
+    let payload =
+        model.clone().into_record().into_bytes().map_err(|e| WeightsError::Record(e.to_string()))?;
     let header = Header {
         config: config.clone(),
         payload_len: payload.len(),
@@ -111,45 +108,30 @@ pub fn from_bytes(
         && *expected != config
     {
         if expected.preset != config.preset {
-            return Err(WeightsError::WrongPreset {
-                found: config.preset,
-                expected: expected.preset,
-            });
+            return Err(WeightsError::WrongPreset { found: config.preset, expected: expected.preset });
         }
         let json = |c: &SiameseConfig| serde_json::to_string(c).unwrap_or_default();
-        return Err(WeightsError::WrongArchitecture {
-            found: json(&config),
-            expected: json(expected),
-        });
+        return Err(WeightsError::WrongArchitecture { found: json(&config), expected: json(expected) });
     }
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(payload.to_vec()))
         .map_err(|e| WeightsError::Record(e.to_string()))?
         .with_dtype_policy(DTypePolicy::CastToModule);
-    let model = config
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| WeightsError::Record(e.to_string()))?;
+    let model =
+        config.init(device).try_load_record(record).map_err(|e| WeightsError::Record(e.to_string()))?;
     Ok((config, model))
 }
 
 fn split(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
-    let truncated = |expected| WeightsError::Truncated {
-        expected,
-        found: bytes.len(),
-    };
+    let truncated = |expected| WeightsError::Truncated { expected, found: bytes.len() };
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(WeightsError::NotWeights);
     }
     let start = MAGIC.len() + 4;
-    let len_bytes: [u8; 4] = bytes
-        .get(MAGIC.len()..start)
-        .ok_or(truncated(start))?
-        .try_into()
-        .map_err(|_| truncated(start))?;
+    let len_bytes: [u8; 4] =
+        bytes.get(MAGIC.len()..start).ok_or(truncated(start))?.try_into().map_err(|_| truncated(start))?;
     let header_end = start + u32::from_le_bytes(len_bytes) as usize;
     let header = bytes.get(start..header_end).ok_or(truncated(header_end))?;
-    let header: Header =
-        serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
+    let header: Header = serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
     let end = header_end + header.payload_len;
     let payload = bytes.get(header_end..end).ok_or(truncated(end))?;
     if crc32fast::hash(payload) != header.payload_crc32 {
@@ -161,11 +143,7 @@ fn split(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
 /// Writes a weights file atomically (a temporary file, then a rename), so a killed process
 /// never leaves a half-written file behind.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn save(
-    path: &std::path::Path,
-    model: &Siamese,
-    config: &SiameseConfig,
-) -> Result<(), WeightsError> {
+pub fn save(path: &std::path::Path, model: &Siamese, config: &SiameseConfig) -> Result<(), WeightsError> {
     let wrap = |source: Box<dyn std::error::Error + Send + Sync>| WeightsError::File {
         path: path.to_path_buf(),
         source,
@@ -221,15 +199,9 @@ mod tests {
         let config = Preset::Web.config();
         let bytes = to_bytes(&config.init(&device), &config).unwrap();
         let err = |b: &[u8]| from_bytes(b, Some(&config), &device).err().unwrap();
-        assert!(matches!(
-            err(&bytes[..bytes.len() / 2]),
-            WeightsError::Truncated { .. }
-        ));
+        assert!(matches!(err(&bytes[..bytes.len() / 2]), WeightsError::Truncated { .. }));
         assert!(matches!(err(&bytes[..10]), WeightsError::Truncated { .. }));
-        assert!(matches!(
-            err(b"PK\x03\x04 not weights"),
-            WeightsError::NotWeights
-        ));
+        assert!(matches!(err(b"PK\x03\x04 not weights"), WeightsError::NotWeights));
         let mut flipped = bytes.clone();
         let last = flipped.len() - 100;
         flipped[last] ^= 0x55;
@@ -244,14 +216,8 @@ mod tests {
         let koch = Preset::Koch.config();
         let err = from_bytes(&bytes, Some(&koch), &device).err().unwrap();
         assert!(matches!(err, WeightsError::WrongPreset { .. }));
-        assert!(
-            err.to_string().contains("Web") && err.to_string().contains("Koch"),
-            "{err}"
-        );
-        let wider = SiameseConfig {
-            embedding: 128,
-            ..web.clone()
-        };
+        assert!(err.to_string().contains("Web") && err.to_string().contains("Koch"), "{err}");
+        let wider = SiameseConfig { embedding: 128, ..web.clone() };
         assert!(matches!(
             from_bytes(&bytes, Some(&wider), &device),
             Err(WeightsError::WrongArchitecture { .. })

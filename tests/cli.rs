@@ -48,13 +48,7 @@ fn train_checkpoints_resumes_and_evaluates() {
 
     let first = oneshot(&train_args(out_str, "2"));
     assert!(first.status.success(), "{}", text(&first.stderr));
-    for file in [
-        "state.json",
-        "latest.osw",
-        "best.osw",
-        "optimizer.bpk",
-        "validation.svg",
-    ] {
+    for file in ["state.json", "latest.osw", "best.osw", "optimizer.bpk", "validation.svg"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let history = |dir: &Path| -> serde_json::Value {
@@ -67,11 +61,7 @@ fn train_checkpoints_resumes_and_evaluates() {
     // Resuming continues from step 2 and draws what an unbroken run would.
     let resumed = oneshot(&train_args(out_str, "4"));
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
-    assert!(
-        text(&resumed.stderr).contains("resuming"),
-        "{}",
-        text(&resumed.stderr)
-    );
+    assert!(text(&resumed.stderr).contains("resuming"), "{}", text(&resumed.stderr));
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["iteration"], 4);
@@ -82,12 +72,7 @@ fn train_checkpoints_resumes_and_evaluates() {
     let unbroken = oneshot(&train_args(unbroken_dir.to_str().unwrap(), "4"));
     assert!(unbroken.status.success());
     let (resumed, unbroken) = (history(&out), history(&unbroken_dir));
-    for (r, u) in resumed
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(unbroken.as_array().unwrap())
-    {
+    for (r, u) in resumed.as_array().unwrap().iter().zip(unbroken.as_array().unwrap()) {
         assert_eq!(r["loss"], u["loss"]);
         assert_eq!(r["accuracy"], u["accuracy"]);
     }
@@ -97,34 +82,16 @@ fn train_checkpoints_resumes_and_evaluates() {
     changed.extend(["--seed", "7"]);
     let refused = oneshot(&changed);
     assert!(!refused.status.success());
-    assert!(
-        text(&refused.stderr).contains("--seed"),
-        "{}",
-        text(&refused.stderr)
-    );
+    assert!(text(&refused.stderr).contains("--seed"), "{}", text(&refused.stderr));
 
     // The trained weights evaluate, beside the baseline.
     let best = out.join("best.osw");
-    let eval = oneshot(&[
-        "eval",
-        "--weights",
-        best.to_str().unwrap(),
-        "--tasks",
-        "10",
-        "--way",
-        "5,20",
-    ]);
+    let eval = oneshot(&["eval", "--weights", best.to_str().unwrap(), "--tasks", "10", "--way", "5,20"]);
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let table = text(&eval.stdout);
-    assert!(
-        table.contains("siamese (web)") && table.contains("1-NN on 32×32 pixels"),
-        "{table}"
-    );
+    assert!(table.contains("siamese (web)") && table.contains("1-NN on 32×32 pixels"), "{table}");
     assert!(table.contains("all_runs.zip (20 runs) | 400 |"), "{table}");
-    assert!(
-        table.contains("5-way random") && table.contains("20-way random"),
-        "{table}"
-    );
+    assert!(table.contains("5-way random") && table.contains("20-way random"), "{table}");
 }
 
 #[test]
@@ -152,75 +119,45 @@ fn koch_preset_trains() {
     assert_eq!(config, oneshot::model::Preset::Koch.config());
 }
 
+/// Asserts that a run failed and said each of `needles` on stderr.
+fn assert_fails(run: Output, needles: &[&str]) {
+    let stderr = text(&run.stderr);
+    assert!(!run.status.success(), "succeeded: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    }
+}
+
 #[test]
 fn bad_input_fails_with_a_message_and_writes_nothing() {
     let dir = common::temp_dir("oneshot-bad");
     let missing = dir.path().join("nowhere");
-    let run = Command::new(env!("CARGO_BIN_EXE_oneshot"))
-        .args([
-            "eval",
-            "--tasks",
-            "0",
-            "--data-dir",
-            missing.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
-    assert!(
-        text(&run.stderr).contains("all_runs.zip"),
-        "{}",
-        text(&run.stderr)
-    );
+    let without_data = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_oneshot"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&missing)
+            .output()
+            .expect("the binary runs")
+    };
+    assert_fails(without_data(&["eval", "--tasks", "0"]), &["all_runs.zip"]);
 
     let garbage = dir.path().join("garbage.osw");
     std::fs::write(&garbage, b"ONESHOTW\x05\x00\x00\x00{oops").unwrap();
-    let run = oneshot(&[
-        "eval",
-        "--weights",
-        garbage.to_str().unwrap(),
-        "--tasks",
-        "0",
-    ]);
-    assert!(!run.status.success());
-    let stderr = text(&run.stderr);
-    assert!(
-        stderr.contains("garbage.osw") && stderr.contains("header"),
-        "{stderr}"
+    assert_fails(
+        oneshot(&["eval", "--weights", garbage.to_str().unwrap(), "--tasks", "0"]),
+        &["garbage.osw", "header"],
     );
 
-    let run = oneshot(&[
-        "eval",
-        "--tasks",
-        "5",
-        "--no-runs",
-        "--alphabets",
-        "Klingon",
-    ]);
-    assert!(!run.status.success());
-    assert!(
-        text(&run.stderr).contains("unknown alphabet"),
-        "{}",
-        text(&run.stderr)
+    assert_fails(
+        oneshot(&["eval", "--tasks", "5", "--no-runs", "--alphabets", "Klingon"]),
+        &["unknown alphabet"],
     );
 
     let out = dir.path().join("never");
-    let run = Command::new(env!("CARGO_BIN_EXE_oneshot"))
-        .args([
-            "train",
-            "--iterations",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-            "--data-dir",
-            missing.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
-    assert!(
-        !Path::new(&out).exists(),
-        "a failed run left {} behind",
-        out.display()
+    assert_fails(
+        without_data(&["train", "--iterations", "1", "--out", out.to_str().unwrap()]),
+        &["images_background.zip"],
     );
+    assert!(!out.exists(), "a failed run left {} behind", out.display());
 }

@@ -33,11 +33,7 @@ fn archives_have_the_published_counts() {
 fn splits_partition_the_evaluation_alphabets() {
     let data = common::dataset();
     let names = |split| -> Vec<String> {
-        data.alphabets(split, &[])
-            .unwrap()
-            .iter()
-            .map(|a| a.name.clone())
-            .collect()
+        data.alphabets(split, &[]).unwrap().iter().map(|a| a.name.clone()).collect()
     };
     let (validation, test) = (names(Split::Validation), names(Split::Test));
     assert_eq!(validation.len(), 10);
@@ -45,58 +41,36 @@ fn splits_partition_the_evaluation_alphabets() {
     assert!(validation.iter().all(|v| !test.contains(v)));
     assert_eq!(test, LAKE_TEST_ALPHABETS.map(String::from).to_vec());
     assert_eq!(names(Split::Background).len(), 30);
-    assert!(
-        names(Split::Background)
-            .iter()
-            .all(|b| !test.contains(b) && !validation.contains(b))
-    );
+    assert!(names(Split::Background).iter().all(|b| !test.contains(b) && !validation.contains(b)));
 }
 
 #[test]
 fn unknown_alphabet_names_the_known_ones() {
-    let err = common::dataset()
-        .alphabets(Split::Validation, &["Klingon".into()])
-        .unwrap_err();
+    let err = common::dataset().alphabets(Split::Validation, &["Klingon".into()]).unwrap_err();
     assert!(matches!(err, DataError::UnknownAlphabet { .. }));
-    assert!(
-        err.to_string().contains("Klingon") && err.to_string().contains("Mongolian"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("Klingon") && err.to_string().contains("Mongolian"), "{err}");
     // A real alphabet of another split is unknown to this one: tests never leak into validation.
-    assert!(
-        common::dataset()
-            .alphabets(Split::Validation, &["Tengwar".into()])
-            .is_err()
-    );
+    assert!(common::dataset().alphabets(Split::Validation, &["Tengwar".into()]).is_err());
 }
 
 #[test]
 fn lakes_runs_have_400_trials_and_a_sane_pixel_baseline() {
-    let runs =
-        load_runs(&Archive::open(&common::data_dir().join("all_runs.zip")).unwrap()).unwrap();
+    let runs = load_runs(&Archive::open(&common::data_dir().join("all_runs.zip")).unwrap()).unwrap();
     assert_eq!(runs.len(), 20);
-    assert!(
-        runs.iter()
-            .all(|r| r.supports.len() == 20 && r.queries.len() == 20)
-    );
+    assert!(runs.iter().all(|r| r.supports.len() == 20 && r.queries.len() == 20));
     // Each class is the answer exactly once per run.
     for run in &runs {
         let mut answers: Vec<usize> = run.queries.iter().map(|(_, c)| *c).collect();
         answers.sort_unstable();
         assert_eq!(answers, (0..20).collect::<Vec<_>>(), "{}", run.name);
     }
-    let baseline = NearestNeighbour {
-        preprocessor: Preprocessor::new(32),
-    };
+    let baseline = NearestNeighbour { preprocessor: Preprocessor::new(32) };
     let accuracy = evaluate_runs(&baseline, &runs).unwrap();
     assert_eq!(accuracy.trials, 400);
     // Koch et al. report 21.7 % for 1-NN on raw pixels; centring and scaling raise it somewhat;
     // chance is 5 %. A shuffled answer key would land near chance.
     let percent = accuracy.percent();
-    assert!(
-        (18.0..=50.0).contains(&percent),
-        "1-NN on Lake's runs: {percent:.1} %"
-    );
+    assert!((18.0..=50.0).contains(&percent), "1-NN on Lake's runs: {percent:.1} %");
 }
 
 #[test]
@@ -109,12 +83,7 @@ fn random_tasks_stay_within_one_alphabet_and_are_seeded() {
     };
     let (a, b) = (tasks(9), tasks(9));
     for (x, y) in a.iter().zip(&b) {
-        assert!(
-            x.supports
-                .iter()
-                .zip(&y.supports)
-                .all(|(p, q)| std::ptr::eq(*p, *q))
-        );
+        assert!(x.supports.iter().zip(&y.supports).all(|(p, q)| std::ptr::eq(*p, *q)));
     }
     for task in &a {
         assert_eq!(task.supports.len(), 20);
@@ -122,26 +91,15 @@ fn random_tasks_stay_within_one_alphabet_and_are_seeded() {
         let owner = |img| {
             alphabets
                 .iter()
-                .position(|al| {
-                    al.characters
-                        .iter()
-                        .any(|c| c.drawings.iter().any(|d| std::ptr::eq(d, img)))
-                })
+                .position(|al| al.characters.iter().any(|c| c.drawings.iter().any(|d| std::ptr::eq(d, img))))
                 .unwrap()
         };
         let alphabet = owner(task.supports[0]);
         assert!(task.supports.iter().all(|s| owner(*s) == alphabet));
         // Queries are other drawings than their support.
-        assert!(
-            task.queries
-                .iter()
-                .all(|(q, c)| !std::ptr::eq(*q, task.supports[*c]))
-        );
+        assert!(task.queries.iter().all(|(q, c)| !std::ptr::eq(*q, task.supports[*c])));
     }
-    assert!(matches!(
-        TaskSampler::new(&alphabets, 100, 1, 0),
-        Err(DataError::TaskTooWide { way: 100 })
-    ));
+    assert!(matches!(TaskSampler::new(&alphabets, 100, 1, 0), Err(DataError::TaskTooWide { way: 100 })));
 }
 
 #[test]
@@ -156,10 +114,7 @@ fn missing_corrupt_and_foreign_archives_are_clear_errors() {
     let corrupt = dir.path().join("corrupt.zip");
     std::fs::write(&corrupt, b"this is not a zip archive at all").unwrap();
     let err = Omniglot::load(&corrupt).unwrap_err();
-    assert!(
-        matches!(err, DataError::Zip { .. }) && err.to_string().contains("corrupt.zip"),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::Zip { .. }) && err.to_string().contains("corrupt.zip"), "{err}");
 
     let write_zip = |name: &str, files: &[(&str, &[u8])]| {
         let path = dir.path().join(name);
@@ -167,8 +122,7 @@ fn missing_corrupt_and_foreign_archives_are_clear_errors() {
         for (entry, bytes) in files {
             zip.start_file(
                 *entry,
-                zip::write::SimpleFileOptions::default()
-                    .compression_method(zip::CompressionMethod::Stored),
+                zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
             )
             .unwrap();
             zip.write_all(bytes).unwrap();
@@ -176,25 +130,13 @@ fn missing_corrupt_and_foreign_archives_are_clear_errors() {
         zip.finish().unwrap();
         path
     };
-    let not_png = write_zip(
-        "text.zip",
-        &[("images_background/Latin/character01/0001_01.png", b"hello")],
-    );
+    let not_png = write_zip("text.zip", &[("images_background/Latin/character01/0001_01.png", b"hello")]);
     let err = Omniglot::load(&not_png).unwrap_err();
-    assert!(
-        matches!(err, DataError::Image { .. }) && err.to_string().contains("0001_01.png"),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::Image { .. }) && err.to_string().contains("0001_01.png"), "{err}");
 
     let stray = write_zip("stray.zip", &[("images_background/README.txt", b"hello")]);
-    assert!(matches!(
-        Omniglot::load(&stray).unwrap_err(),
-        DataError::Layout { .. }
-    ));
+    assert!(matches!(Omniglot::load(&stray).unwrap_err(), DataError::Layout { .. }));
 
     let no_runs = write_zip("runs.zip", &[("run01/training/class01.png", b"x")]);
-    assert!(matches!(
-        load_runs(&Archive::open(&no_runs).unwrap()).unwrap_err(),
-        DataError::Layout { .. }
-    ));
+    assert!(matches!(load_runs(&Archive::open(&no_runs).unwrap()).unwrap_err(), DataError::Layout { .. }));
 }

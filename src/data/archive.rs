@@ -16,20 +16,10 @@ pub struct Archive {
 impl Archive {
     /// Reads every file of a `.zip` archive, or of a folder tree.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let io = |source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| DataError::Io { path: path.to_path_buf(), source };
         let meta = std::fs::metadata(path).map_err(io)?;
-        let files = if meta.is_dir() {
-            read_dir(path)?
-        } else {
-            read_zip(path)?
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            files,
-        })
+        let files = if meta.is_dir() { read_dir(path)? } else { read_zip(path)? };
+        Ok(Self { path: path.to_path_buf(), files })
     }
 
     /// Where the files came from.
@@ -49,14 +39,9 @@ impl Archive {
 }
 
 fn read_zip(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
-    let zip_error = |source| DataError::Zip {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let zip_error = |source| DataError::Zip { path: path.to_path_buf(), source };
+    let file =
+        std::fs::File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_error)?;
     let mut files = BTreeMap::new();
     for i in 0..zip.len() {
@@ -66,9 +51,7 @@ fn read_zip(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
         }
         let name = entry.name().to_string();
         let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| zip_error(zip::result::ZipError::Io(e)))?;
+        entry.read_to_end(&mut bytes).map_err(|e| zip_error(zip::result::ZipError::Io(e)))?;
         files.insert(name, bytes);
     }
     Ok(files)
@@ -78,26 +61,18 @@ fn read_dir(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
     let mut files = BTreeMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let io = |source| DataError::Io {
-            path: dir.clone(),
-            source,
-        };
+        let io = |source| DataError::Io { path: dir.clone(), source };
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
             if path.is_dir() {
                 pending.push(path);
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes =
+                std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
             let relative = path.strip_prefix(root).unwrap_or(&path);
-            let name = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
+            let name =
+                relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
             files.insert(name, bytes);
         }
     }

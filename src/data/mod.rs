@@ -81,11 +81,7 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
 }
 
 /// Decodes a PNG (any colour type) into ink coverage.
-fn decode_png(
-    bytes: &[u8],
-    archive: &Path,
-    entry: &str,
-) -> Result<crate::preprocess::InkImage, DataError> {
+fn decode_png(bytes: &[u8], archive: &Path, entry: &str) -> Result<crate::preprocess::InkImage, DataError> {
     let image_error = |reason: String| DataError::Image {
         archive: archive.to_path_buf(),
         entry: entry.to_string(),
@@ -95,6 +91,5 @@ fn decode_png(
         .map_err(|e| image_error(e.to_string()))?
         .into_luma8();
     let (w, h) = (image.width() as usize, image.height() as usize);
-    crate::preprocess::InkImage::from_luma(w, h, image.as_raw())
-        .map_err(|e| image_error(e.to_string()))
+    crate::preprocess::InkImage::from_luma(w, h, image.as_raw()).map_err(|e| image_error(e.to_string()))
 }

@@ -35,18 +35,13 @@ impl Omniglot {
     /// `ROOT/Alphabet/characterNN/XXXX_YY.png`. Any other file is an error.
     pub fn load(path: &Path) -> Result<Self, DataError> {
         let archive = Archive::open(path)?;
-        let layout = |reason: String| DataError::Layout {
-            archive: path.to_path_buf(),
-            reason,
-        };
+        let layout = |reason: String| DataError::Layout { archive: path.to_path_buf(), reason };
         // Parse every path first, so a stray file is reported before any decoding work.
         let mut entries = Vec::new();
         for (name, bytes) in archive.files() {
             let parts: Vec<&str> = name.split('/').collect();
             let [_root, alphabet, character, file] = parts[..] else {
-                return Err(layout(format!(
-                    "{name} is not at ROOT/Alphabet/character/image.png"
-                )));
+                return Err(layout(format!("{name} is not at ROOT/Alphabet/character/image.png")));
             };
             if !file.ends_with(".png") {
                 return Err(layout(format!("{name} is not a .png file")));
@@ -62,23 +57,13 @@ impl Omniglot {
         // Archive paths are sorted, so each alphabet and character is one contiguous run.
         for ((alphabet, character, _, _), image) in entries.iter().zip(images) {
             if alphabets.last().is_none_or(|a| a.name != *alphabet) {
-                alphabets.push(Alphabet {
-                    name: alphabet.to_string(),
-                    characters: Vec::new(),
-                });
+                alphabets.push(Alphabet { name: alphabet.to_string(), characters: Vec::new() });
             }
             let characters = &mut alphabets.last_mut().expect("pushed above").characters;
             if characters.last().is_none_or(|c| c.name != *character) {
-                characters.push(Character {
-                    name: character.to_string(),
-                    drawings: Vec::new(),
-                });
+                characters.push(Character { name: character.to_string(), drawings: Vec::new() });
             }
-            characters
-                .last_mut()
-                .expect("pushed above")
-                .drawings
-                .push(image);
+            characters.last_mut().expect("pushed above").drawings.push(image);
         }
         Ok(Self { alphabets })
     }
@@ -90,22 +75,13 @@ impl Omniglot {
 
     /// Number of images over all alphabets.
     pub fn num_images(&self) -> usize {
-        self.alphabets
-            .iter()
-            .flat_map(|a| &a.characters)
-            .map(|c| c.drawings.len())
-            .sum()
+        self.alphabets.iter().flat_map(|a| &a.characters).map(|c| c.drawings.len()).sum()
     }
 }
 
 /// PNG decoding is most of the load time; spread it over the cores.
-fn decode_parallel(
-    entries: &[(&str, &str, &str, &[u8])],
-    path: &Path,
-) -> Result<Vec<InkImage>, DataError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+fn decode_parallel(entries: &[(&str, &str, &str, &[u8])], path: &Path) -> Result<Vec<InkImage>, DataError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let chunk = entries.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = entries

@@ -76,26 +76,15 @@ impl DataSet {
         }
         only.iter()
             .map(|name| {
-                in_split
-                    .iter()
-                    .copied()
-                    .find(|a| a.name == *name)
-                    .ok_or_else(|| DataError::UnknownAlphabet {
-                        name: name.clone(),
-                        known: in_split
-                            .iter()
-                            .map(|a| a.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })
+                in_split.iter().copied().find(|a| a.name == *name).ok_or_else(|| DataError::UnknownAlphabet {
+                    name: name.clone(),
+                    known: in_split.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "),
+                })
             })
             .collect()
     }
 }
 
 fn named<'a>(set: &'a Omniglot, names: &[&str]) -> Vec<&'a Alphabet> {
-    set.alphabets
-        .iter()
-        .filter(|a| names.contains(&a.name.as_str()))
-        .collect()
+    set.alphabets.iter().filter(|a| names.contains(&a.name.as_str())).collect()
 }

@@ -27,35 +27,19 @@ pub struct TaskSampler<'a> {
 impl<'a> TaskSampler<'a> {
     /// Tasks of `way` classes, each from one alphabet with at least that many characters, with
     /// `queries` queries each (one per class at most, from distinct classes).
-    pub fn new(
-        alphabets: &[&'a Alphabet],
-        way: usize,
-        queries: usize,
-        seed: u64,
-    ) -> Result<Self, DataError> {
-        let alphabets: Vec<&Alphabet> = alphabets
-            .iter()
-            .copied()
-            .filter(|a| a.characters.len() >= way)
-            .collect();
+    pub fn new(alphabets: &[&'a Alphabet], way: usize, queries: usize, seed: u64) -> Result<Self, DataError> {
+        let alphabets: Vec<&Alphabet> =
+            alphabets.iter().copied().filter(|a| a.characters.len() >= way).collect();
         if alphabets.is_empty() || way < 2 {
             return Err(DataError::TaskTooWide { way });
         }
-        Ok(Self {
-            alphabets,
-            way,
-            queries: queries.clamp(1, way),
-            rng: StdRng::seed_from_u64(seed),
-        })
+        Ok(Self { alphabets, way, queries: queries.clamp(1, way), rng: StdRng::seed_from_u64(seed) })
     }
 
     /// The next task.
     pub fn sample(&mut self) -> Task<'a> {
         let rng = &mut self.rng;
-        let alphabet = *self
-            .alphabets
-            .choose(rng)
-            .expect("non-empty, checked in new");
+        let alphabet = *self.alphabets.choose(rng).expect("non-empty, checked in new");
         let characters: Vec<_> = alphabet.characters.sample(rng, self.way).collect();
         let mut supports = Vec::with_capacity(self.way);
         let mut candidates = Vec::with_capacity(self.way);
@@ -68,9 +52,6 @@ impl<'a> TaskSampler<'a> {
         }
         candidates.shuffle(rng);
         candidates.truncate(self.queries);
-        Task {
-            supports,
-            queries: candidates,
-        }
+        Task { supports, queries: candidates }
     }
 }

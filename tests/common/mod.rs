@@ -20,8 +20,5 @@ pub fn dataset() -> &'static DataSet {
 
 /// A fresh empty folder under the system temp dir.
 pub fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(name)
-        .tempdir()
-        .expect("temp dir")
+    tempfile::Builder::new().prefix(name).tempdir().expect("temp dir")
 }

@@ -1,0 +1,135 @@
+//! The page's entry points: thin `wasm-bindgen` glue over [`Recognizer`] and [`weights`].
+//!
+//! Everything is async because WebGPU reads results back asynchronously (a synchronous readback
+//! panics in the browser). Every fallible call returns a `JsError` with a readable message, and
+//! a panic hook reports any bug to the console instead of dying silently.
+
+use std::cell::RefCell;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::model::{Preset, SiameseConfig};
+use crate::preprocess::InkImage;
+use crate::recognize::Recognizer;
+use crate::weights;
+
+/// The shipped weights of the `web` preset.
+static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../weights/web.osw");
+
+thread_local! {
+    /// WebGPU can be initialised once per page; later engines reuse the device (or the reason
+    /// it could not be had).
+    static GPU: RefCell<Option<Result<(Device, String), String>>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Which backend runs the network, and why.
+#[derive(Serialize)]
+struct BackendInfo {
+    /// `"webgpu"` or `"cpu"`.
+    kind: &'static str,
+    /// The adapter's name, or why the CPU runs instead.
+    detail: String,
+}
+
+/// A loaded network on WebGPU or the CPU, ready to embed drawings and score them.
+#[wasm_bindgen]
+pub struct Engine {
+    recognizer: Recognizer,
+    backend: BackendInfo,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Loads `weights` (or the shipped ones when `None`) onto WebGPU when `use_gpu` is true and
+    /// an adapter is available, otherwise onto Burn's CPU backend.
+    pub async fn create(use_gpu: bool, weights: Option<Vec<u8>>) -> Result<Engine, JsError> {
+        let (device, backend) = if use_gpu {
+            match gpu_device().await {
+                Ok((device, adapter)) => (device, BackendInfo { kind: "webgpu", detail: adapter }),
+                Err(reason) => (Device::flex(), BackendInfo { kind: "cpu", detail: reason }),
+            }
+        } else {
+            (Device::flex(), BackendInfo { kind: "cpu", detail: "WebGPU not requested".into() })
+        };
+        let bytes = weights.as_deref().unwrap_or(DEFAULT_WEIGHTS);
+        let expected: SiameseConfig = Preset::Web.config();
+        let (config, model) = weights::from_bytes(bytes, Some(&expected), &device).map_err(js_error)?;
+        Ok(Engine { recognizer: Recognizer::new(model, config, device), backend })
+    }
+
+    /// `{ kind: "webgpu" | "cpu", detail }`.
+    pub fn backend(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.backend).map_err(js_error)
+    }
+
+    /// Side of the network's square input.
+    #[wasm_bindgen(js_name = inputSize)]
+    pub fn input_size(&self) -> usize {
+        self.recognizer.config().input_size
+    }
+
+    /// What the network sees of an RGBA picture: `size²` values in `0..=1`.
+    pub fn preprocess(&self, width: usize, height: usize, rgba: &[u8]) -> Result<Vec<f32>, JsError> {
+        let image = InkImage::from_rgba(width, height, rgba).map_err(js_error)?;
+        self.recognizer.preprocessor().render(&image).map_err(js_error)
+    }
+
+    /// The embedding of an RGBA picture (to cache per drawing).
+    pub async fn embed(&self, width: usize, height: usize, rgba: Vec<u8>) -> Result<Vec<f32>, JsError> {
+        let input = self.preprocess(width, height, &rgba)?;
+        read(self.recognizer.embed_preprocessed(&[input])).await
+    }
+
+    /// Same-character probabilities of one query embedding against `n` support embeddings
+    /// (concatenated).
+    pub async fn scores(&self, query: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let width = query.len();
+        if width == 0 || supports.is_empty() || supports.len() % width != 0 {
+            return Err(JsError::new("support embeddings do not match the query embedding's width"));
+        }
+        let device = self.recognizer.device();
+        let query = Tensor::<2>::from_data(TensorData::new(query, [1, width]), device);
+        let supports = Tensor::<2>::from_data(
+            TensorData::new(supports.clone(), [supports.len() / width, width]),
+            device,
+        );
+        read(self.recognizer.scores(query, supports)).await
+    }
+}
+
+/// Reads a tensor back without blocking (WebGPU only allows asynchronous readback).
+async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, JsError> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| JsError::new(&format!("reading results failed: {e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| JsError::new(&format!("unexpected result type: {e:?}")))
+}
+
+/// The page-wide WebGPU device and its adapter's name, initialised on first use.
+async fn gpu_device() -> Result<(Device, String), String> {
+    if let Some(known) = GPU.with(|gpu| gpu.borrow().clone()) {
+        return known;
+    }
+    let result = match Device::wgpu_options().init_with_setup_async().await {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            let name = if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name };
+            Ok((device, name))
+        }
+        Err(e) => Err(format!("WebGPU unavailable: {e}")),
+    };
+    GPU.with(|gpu| *gpu.borrow_mut() = Some(result.clone()));
+    result
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}

@@ -1,0 +1,181 @@
+// The page in headless Chromium (Debian's), on WebGPU (SwiftShader, a CPU emulation of a GPU)
+// and on the CPU fallback: drawing with real pointer events, agreement with the native
+// pipeline, and bad input. Needs site/ (scripts/build-web) and the native binary.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../..');
+const binary = process.env.ONESHOT_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/oneshot/target'), 'release/oneshot');
+const weights = join(root, 'weights/web.osw');
+const work = mkdtempSync(join(tmpdir(), 'oneshot-browser-'));
+const CHROMIUM_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu-sandbox', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-quic',
+];
+
+let server;
+let base;
+const scoresByBackend = {};
+
+before(async () => {
+  const port = 18000 + Math.floor(Math.random() * 2000);
+  server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', join(root, 'site')], { stdio: 'ignore' });
+  base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/index.html`)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the static server did not start');
+});
+
+after(() => server?.kill());
+
+async function openPage(webgpu) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [...CHROMIUM_FLAGS, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])],
+  });
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+  const problems = [];
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  page.on('pageerror', (e) => problems.push(String(e)));
+  await page.goto(`${base}/index.html`);
+  await page.evaluate(() => window.oneshot.ready);
+  return { browser, page, problems };
+}
+
+/** Draws strokes (lists of [x, y] in 0..1) with the mouse, i.e. real pointer events. */
+async function draw(page, canvas, strokes) {
+  const box = await canvas.boundingBox();
+  for (const stroke of strokes) {
+    const [x0, y0] = stroke[0];
+    await page.mouse.move(box.x + x0 * box.width, box.y + y0 * box.height);
+    await page.mouse.down();
+    for (const [x, y] of stroke.slice(1)) await page.mouse.move(box.x + x * box.width, box.y + y * box.height, { steps: 4 });
+    await page.mouse.up();
+  }
+}
+
+const transform = (strokes, scale, dx, dy) => strokes.map((s) => s.map(([x, y]) => [0.5 + (x - 0.5) * scale + dx, 0.5 + (y - 0.5) * scale + dy]));
+const circle = [Array.from({ length: 25 }, (_, i) => [0.5 + 0.3 * Math.cos((i / 24) * 2 * Math.PI), 0.5 + 0.3 * Math.sin((i / 24) * 2 * Math.PI)])];
+const zigzag = [[[0.2, 0.25], [0.8, 0.25], [0.2, 0.75], [0.8, 0.75]], [[0.35, 0.5], [0.65, 0.5]]];
+const cross = [[[0.5, 0.15], [0.5, 0.85]], [[0.15, 0.5], [0.85, 0.5]]];
+
+async function waitFor(page, predicate, arg) {
+  await page.waitForFunction(predicate, arg, { timeout: 60_000 });
+}
+
+async function drawSupportSetAndQuery(page) {
+  const canvases = page.locator('#slots canvas');
+  for (const [i, strokes] of [circle, zigzag, cross].entries()) await draw(page, canvases.nth(i), strokes);
+  await draw(page, page.locator('#query-pad canvas'), transform(zigzag, 0.8, 0.06, -0.04));
+  await waitFor(page, () => window.oneshot.lastScores.length === 3);
+  return page.evaluate(() => window.oneshot.lastScores.map((s) => ({ slot: s.slot, score: s.score })));
+}
+
+function nativeScores(pngs) {
+  const files = pngs.map((url, i) => {
+    const path = join(work, `pad${i}.png`);
+    writeFileSync(path, Buffer.from(url.split(',')[1], 'base64'));
+    return path;
+  });
+  const supports = files.slice(0, -1).flatMap((f) => ['--support', f]);
+  const out = execFileSync(binary, ['score', '--weights', weights, ...supports, '--query', files.at(-1)], { encoding: 'utf8' });
+  return JSON.parse(out).scores[0];
+}
+
+for (const webgpu of [true, false]) {
+  const name = webgpu ? 'WebGPU (SwiftShader)' : 'CPU fallback';
+  test(`${name}: the redrawn character matches its support, as natively`, async () => {
+    const { browser, page, problems } = await openPage(webgpu);
+    try {
+      const backend = await page.evaluate(() => window.oneshot.backend);
+      assert.equal(backend.kind, webgpu ? 'webgpu' : 'cpu', JSON.stringify(backend));
+      assert.match(await page.locator('#status-text').innerText(), webgpu ? /WebGPU/ : /CPU/);
+
+      const scores = await drawSupportSetAndQuery(page);
+      const best = scores.reduce((a, b) => (b.score > a.score ? b : a));
+      assert.equal(best.slot, 1, `scores ${JSON.stringify(scores)}`);
+      assert.match(await page.locator('#verdict').innerText(), /#2/);
+
+      const pngs = await page.evaluate(() => [...window.oneshot.slots.slice(0, 3).map((s) => s.pad), window.oneshot.query].map((p) => p.pngDataUrl()));
+      const native = nativeScores(pngs);
+      const bySlot = [0, 1, 2].map((i) => scores.find((s) => s.slot === i).score);
+      bySlot.forEach((s, i) => assert.ok(Math.abs(s - native[i]) < 1e-4, `slot ${i}: page ${s}, native ${native[i]}`));
+      scoresByBackend[name] = bySlot;
+
+      const timing = await page.locator('#timing').innerText();
+      const startup = await page.evaluate(() => window.oneshot.startupMs);
+      console.log(`# ${name}: startup ${startup.toFixed(0)} ms; ${timing}`);
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
+test('WebGPU and CPU agree', { skip: false }, () => {
+  const [gpu, cpu] = [scoresByBackend['WebGPU (SwiftShader)'], scoresByBackend['CPU fallback']];
+  assert.ok(gpu && cpu, 'both backends ran');
+  gpu.forEach((g, i) => assert.ok(Math.abs(g - cpu[i]) < 1e-4, `slot ${i}: WebGPU ${g}, CPU ${cpu[i]}`));
+});
+
+test('bad input gives messages, no panics, and the page stays usable', async () => {
+  const { browser, page, problems } = await openPage(false);
+  try {
+    await drawSupportSetAndQuery(page);
+    const query = page.locator('#query-pad');
+
+    // An empty query: no scores, a hint.
+    await query.getByRole('button', { name: 'Clear' }).click();
+    await waitFor(page, () => window.oneshot.lastScores.length === 0);
+    assert.match(await page.locator('#verdict').innerText(), /draw a character here/i);
+
+    // A single dot still gets scores.
+    await draw(page, query.locator('canvas'), [[[0.5, 0.5]]]);
+    await waitFor(page, () => window.oneshot.lastScores.length === 3);
+
+    // A canvas filled with ink: nothing stands out from the background.
+    await page.evaluate(() => {
+      const rows = Array.from({ length: 40 }, (_, i) => [[0, i / 39], [1, i / 39]]);
+      window.oneshot.query.setStrokes(rows);
+    });
+    await waitFor(page, () => window.oneshot.lastScores.length === 0);
+    assert.match(await query.locator('.error').innerText(), /Nothing to recognise/);
+
+    // Weights that are truncated, or of another preset, are refused; the old network stays.
+    const bytes = readFileSync(weights);
+    const setWeights = async (name, buffer) => {
+      await page.locator('#weights-file').setInputFiles({ name, mimeType: 'application/octet-stream', buffer });
+      await waitFor(page, (n) => document.getElementById('model-message').textContent.includes(n), name);
+      return page.locator('#model-message').innerText();
+    };
+    assert.match(await setWeights('half.osw', bytes.subarray(0, bytes.length >> 1)), /truncated/);
+    const headerLength = bytes.readUInt32LE(8);
+    const header = JSON.parse(bytes.subarray(12, 12 + headerLength).toString());
+    header.config.preset = 'Koch';
+    const json = Buffer.from(JSON.stringify(header));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(json.length);
+    const koch = Buffer.concat([bytes.subarray(0, 8), length, json, bytes.subarray(12 + headerLength)]);
+    assert.match(await setWeights('koch.osw', koch), /Koch/);
+
+    // Still usable: a real drawing is scored again.
+    await query.getByRole('button', { name: 'Clear' }).click();
+    await draw(page, query.locator('canvas'), cross);
+    await waitFor(page, () => window.oneshot.lastScores.length === 3);
+    const best = await page.evaluate(() => window.oneshot.lastScores.reduce((a, b) => (b.score > a.score ? b : a)).slot);
+    assert.equal(best, 2);
+    assert.ok(!problems.some((p) => /panicked|RuntimeError|unreachable/.test(p)), problems.join('\n'));
+  } finally {
+    await browser.close();
+  }
+});

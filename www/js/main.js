@@ -1,0 +1,264 @@
+// Wires the page: support slots, the query, the verification pair, the network's status.
+
+import { DrawingPad } from './pad.js';
+import { createEngine, loadModule } from './engine.js';
+import { renderScores, percent } from './scores.js';
+import { exportSet, importSet, download } from './share.js';
+
+const MAX_SLOTS = 20;
+const DEFAULT_SLOTS = 5;
+const DRAW_DEBOUNCE_MS = 120;
+
+const $ = (id) => document.getElementById(id);
+const status = { root: $('status'), text: $('status-text'), progress: $('status-progress') };
+
+/** The page's state, also read by the browser tests. */
+const app = {
+  engine: null,
+  backend: null,
+  slots: [],
+  query: null,
+  verify: [],
+  lastScores: [],
+  lastVerify: null,
+  lastError: null,
+  busy: Promise.resolve(),
+};
+window.oneshot = app;
+
+/** Engine calls run one at a time, in order. */
+function serial(task) {
+  const run = app.busy.then(task, task);
+  app.busy = run.catch(() => {});
+  return run;
+}
+
+function setStatus(text, { ready = false, error = false } = {}) {
+  status.text.textContent = text;
+  status.root.classList.toggle('ready', ready);
+  status.root.classList.toggle('error', error);
+}
+
+function describeBackend() {
+  const { kind, detail } = app.backend;
+  return kind === 'webgpu' ? `WebGPU · ${detail}` : `CPU · ${detail}`;
+}
+
+/** A friendlier text for errors the engine reports about a drawing. */
+function drawingError(error) {
+  const text = String(error?.message ?? error);
+  return text.includes('blank') ? 'Nothing to recognise: no ink stands out from the background.' : text;
+}
+
+// ---- support slots -------------------------------------------------------------------------
+
+function addSlot(label = `#${app.slots.length + 1}`) {
+  if (app.slots.length >= MAX_SLOTS) return null;
+  const root = document.createElement('div');
+  root.className = 'slot';
+  const head = document.createElement('div');
+  head.style.display = 'flex';
+  const name = Object.assign(document.createElement('input'), { value: label, ariaLabel: 'Label', maxLength: 40 });
+  const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: '×', title: 'Remove this character', className: 'remove' });
+  head.append(name, remove);
+  root.append(head);
+  $('slots').append(root);
+  const slot = { root, name, embedding: null, version: 0 };
+  slot.pad = new DrawingPad(root, { label: `drawing of ${label}`, onChange: (_, final) => schedule(slot, final, () => embedSlot(slot)) });
+  name.addEventListener('input', () => refreshScores());
+  remove.addEventListener('click', () => {
+    if (app.slots.length <= 1) return;
+    app.slots.splice(app.slots.indexOf(slot), 1);
+    root.remove();
+    refreshScores();
+    updateSlotButtons();
+  });
+  app.slots.push(slot);
+  updateSlotButtons();
+  return slot;
+}
+
+function updateSlotButtons() {
+  $('add-slot').disabled = app.slots.length >= MAX_SLOTS;
+  for (const slot of app.slots) slot.root.querySelector('.remove').disabled = app.slots.length <= 1;
+}
+
+/** Runs `work` now for a finished stroke, or after a pause while the pen is still moving. */
+function schedule(target, final, work) {
+  clearTimeout(target.timer);
+  target.timer = setTimeout(work, final ? 0 : DRAW_DEBOUNCE_MS);
+}
+
+/** Embeds a pad's drawing (or forgets it when empty); returns the embedding or null. */
+async function embedPad(pad) {
+  if (pad.isEmpty || !app.engine) return null;
+  const image = pad.imageData();
+  try {
+    const embedding = await serial(() => app.engine.embed(image.width, image.height, new Uint8Array(image.data.buffer)));
+    pad.setMessage('');
+    return embedding;
+  } catch (error) {
+    pad.setMessage(drawingError(error));
+    app.lastError = String(error?.message ?? error);
+    return null;
+  }
+}
+
+async function embedSlot(slot) {
+  const version = ++slot.version;
+  const embedding = await embedPad(slot.pad);
+  if (version !== slot.version) return; // a newer stroke arrived meanwhile
+  slot.embedding = embedding;
+  await refreshScores();
+}
+
+// ---- query ---------------------------------------------------------------------------------
+
+const query = { embedding: null, version: 0, timer: 0 };
+
+async function embedQuery() {
+  const version = ++query.version;
+  const started = performance.now();
+  const embedding = await embedPad(app.query);
+  if (version !== query.version) return;
+  query.embedding = embedding;
+  await refreshScores(started);
+}
+
+async function refreshScores(started = performance.now()) {
+  const ready = app.slots.filter((s) => s.embedding);
+  const verdict = $('verdict');
+  verdict.classList.remove('error');
+  for (const slot of app.slots) slot.root.classList.remove('best');
+  if (!query.embedding || ready.length === 0) {
+    $('scores').replaceChildren();
+    app.lastScores = [];
+    verdict.textContent = ready.length === 0 ? 'Draw a few characters above, then one here.' : app.query.isEmpty ? 'Now draw a character here.' : 'Nothing to compare yet.';
+    return;
+  }
+  const width = query.embedding.length;
+  const supports = new Float32Array(width * ready.length);
+  ready.forEach((slot, i) => supports.set(slot.embedding, i * width));
+  let scores;
+  try {
+    scores = await serial(() => app.engine.scores(query.embedding, supports));
+  } catch (error) {
+    verdict.textContent = String(error?.message ?? error);
+    verdict.classList.add('error');
+    return;
+  }
+  const entries = ready.map((slot, i) => ({ label: slot.name.value || `#${app.slots.indexOf(slot) + 1}`, score: scores[i], slot: app.slots.indexOf(slot) }));
+  app.lastScores = entries;
+  const best = renderScores($('scores'), entries);
+  ready[best.index].root.classList.add('best');
+  verdict.replaceChildren('Looks like ', Object.assign(document.createElement('strong'), { textContent: best.label }), ` (${percent(best.score)} same character)`);
+  $('timing').textContent = `${ready.length}-way query in ${(performance.now() - started).toFixed(1)} ms on ${describeBackend()}`;
+}
+
+// ---- verification --------------------------------------------------------------------------
+
+const verifyState = { version: 0, timer: 0 };
+
+async function verifyPair() {
+  const version = ++verifyState.version;
+  const [a, b] = await Promise.all(app.verify.map((pad) => embedPad(pad)));
+  if (version !== verifyState.version) return;
+  const result = $('verify-result');
+  result.classList.remove('error');
+  if (!a || !b) {
+    app.lastVerify = null;
+    result.textContent = 'Draw in both boxes.';
+    return;
+  }
+  try {
+    const [p] = await serial(() => app.engine.scores(a, b));
+    app.lastVerify = p;
+    result.replaceChildren(p >= 0.5 ? 'Same character: ' : 'Different characters: ', Object.assign(document.createElement('strong'), { textContent: percent(p) }), ' probability of same');
+  } catch (error) {
+    result.textContent = String(error?.message ?? error);
+    result.classList.add('error');
+  }
+}
+
+// ---- the network ---------------------------------------------------------------------------
+
+/** Loads an engine (shipped weights, or bytes) and re-embeds every drawing with it. */
+async function useWeights(bytes, source) {
+  const message = $('model-message');
+  try {
+    const { engine, backend } = await createEngine(bytes);
+    await serial(() => {});
+    app.engine?.free();
+    app.engine = engine;
+    app.backend = backend;
+    message.textContent = `Using ${source}.`;
+    message.classList.remove('error');
+    setStatus(`Ready · ${describeBackend()}`, { ready: true });
+    await Promise.all([...app.slots.map(embedSlot), embedQuery(), verifyPair()]);
+  } catch (error) {
+    app.lastError = String(error?.message ?? error);
+    message.textContent = `Could not load ${source}: ${app.lastError}`;
+    if (!app.engine) setStatus(`Could not start: ${app.lastError}`, { error: true });
+  }
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+function setUp() {
+  for (let i = 0; i < DEFAULT_SLOTS; i++) addSlot();
+  app.query = new DrawingPad($('query-pad'), { label: 'query drawing', onChange: (_, final) => schedule(query, final, embedQuery) });
+  app.verify = ['verify-a', 'verify-b'].map((id) => new DrawingPad($(id), { label: 'drawing to compare', onChange: (_, final) => schedule(verifyState, final, verifyPair) }));
+
+  $('add-slot').addEventListener('click', () => addSlot());
+  $('export').addEventListener('click', () => {
+    download('oneshot-support-set.json', exportSet(app.slots.map((s) => ({ label: s.name.value, strokes: s.pad.strokes }))));
+  });
+  $('import').addEventListener('change', async (event) => {
+    const file = event.target.files?.[0];
+    event.target.value = '';
+    if (!file) return;
+    try {
+      const slots = importSet(await file.text());
+      for (const slot of app.slots) slot.root.remove();
+      app.slots = [];
+      for (const { label, strokes } of slots) addSlot(label).pad.setStrokes(strokes);
+      $('model-message').textContent = `Imported ${slots.length} characters from ${file.name}.`;
+    } catch (error) {
+      $('model-message').textContent = `Could not import ${file.name}: ${error.message}`;
+    }
+  });
+  $('weights-file').addEventListener('change', async (event) => {
+    const file = event.target.files?.[0];
+    event.target.value = '';
+    if (file) await useWeights(new Uint8Array(await file.arrayBuffer()), file.name);
+  });
+  $('weights-reset').addEventListener('click', () => useWeights(null, 'the shipped weights'));
+  document.addEventListener('keydown', (event) => {
+    const pad = DrawingPad.active;
+    if (!pad || event.target instanceof HTMLInputElement) return;
+    const key = event.key.toLowerCase();
+    if ((key === 'z' && (event.ctrlKey || event.metaKey)) || (key === 'u' && !event.ctrlKey)) {
+      event.preventDefault();
+      pad.undo();
+    } else if (key === 'escape' || (key === 'c' && !event.ctrlKey && !event.metaKey)) {
+      pad.clear();
+    }
+  });
+}
+
+async function start() {
+  setUp();
+  const loadStarted = performance.now();
+  setStatus('Downloading the network…');
+  await loadModule((fraction) => {
+    status.progress.value = fraction;
+  });
+  setStatus('Starting the network…');
+  await useWeights(null, 'the shipped weights');
+  app.startupMs = performance.now() - loadStarted;
+}
+
+app.ready = start().catch((error) => {
+  app.lastError = String(error?.message ?? error);
+  setStatus(`Could not start: ${app.lastError}`, { error: true });
+});

@@ -1,0 +1,168 @@
+// A drawing surface: pointer input (mouse, touch, pen), strokes kept as data (for undo, export
+// and redraw at any size), and a fixed-size rendering of the ink for the network.
+
+/** Side of the picture handed to the network, in pixels, whatever the screen. */
+export const INPUT_SIZE = 128;
+/** Stroke width as a fraction of the pad: close to Omniglot's pen relative to its characters. */
+export const STROKE_WIDTH = 0.045;
+
+/** Draws strokes (arrays of [x, y] in 0..1) onto a 2D context of the given pixel size. */
+export function paintStrokes(context, strokes, size) {
+  context.fillStyle = '#ffffff';
+  context.fillRect(0, 0, size, size);
+  context.strokeStyle = '#000000';
+  context.fillStyle = '#000000';
+  context.lineCap = 'round';
+  context.lineJoin = 'round';
+  context.lineWidth = STROKE_WIDTH * size;
+  for (const stroke of strokes) {
+    if (stroke.length === 1) {
+      // A tap leaves a round dot.
+      const [x, y] = stroke[0];
+      context.beginPath();
+      context.arc(x * size, y * size, (STROKE_WIDTH * size) / 2, 0, 2 * Math.PI);
+      context.fill();
+      continue;
+    }
+    context.beginPath();
+    stroke.forEach(([x, y], i) => (i === 0 ? context.moveTo(x * size, y * size) : context.lineTo(x * size, y * size)));
+    context.stroke();
+  }
+}
+
+export class DrawingPad {
+  /**
+   * @param {HTMLElement} host element to fill
+   * @param {{label?: string, onChange?: (pad: DrawingPad, final: boolean) => void}} options
+   */
+  constructor(host, { label = 'drawing', onChange = () => {} } = {}) {
+    this.strokes = [];
+    this.onChange = onChange;
+    this.root = document.createElement('div');
+    this.root.className = 'pad';
+    this.canvas = document.createElement('canvas');
+    this.canvas.setAttribute('role', 'img');
+    this.canvas.setAttribute('aria-label', label);
+    this.canvas.tabIndex = 0;
+    const tools = document.createElement('div');
+    tools.className = 'tools';
+    this.undoButton = button('Undo', () => this.undo());
+    this.clearButton = button('Clear', () => this.clear());
+    tools.append(this.undoButton, this.clearButton);
+    this.message = document.createElement('p');
+    this.message.className = 'error';
+    this.root.append(this.canvas, tools, this.message);
+    host.append(this.root);
+
+    this.input = document.createElement('canvas');
+    this.input.width = this.input.height = INPUT_SIZE;
+    this.inputContext = this.input.getContext('2d', { willReadFrequently: true });
+
+    this.#listen();
+    new ResizeObserver(() => this.#redraw()).observe(this.canvas);
+    this.#redraw();
+  }
+
+  /** True when nothing is drawn. */
+  get isEmpty() {
+    return this.strokes.length === 0;
+  }
+
+  /** The ink as RGBA at INPUT_SIZE × INPUT_SIZE: what the network is given. */
+  imageData() {
+    paintStrokes(this.inputContext, this.strokes, INPUT_SIZE);
+    return this.inputContext.getImageData(0, 0, INPUT_SIZE, INPUT_SIZE);
+  }
+
+  /** The same pixels as a PNG data URL (lossless), for tests and sharing. */
+  pngDataUrl() {
+    this.imageData();
+    return this.input.toDataURL('image/png');
+  }
+
+  /** Replaces the drawing (e.g. from an imported file). */
+  setStrokes(strokes) {
+    this.strokes = strokes.map((s) => s.map(([x, y]) => [x, y]));
+    this.#redraw();
+    this.#changed(true);
+  }
+
+  undo() {
+    if (this.strokes.pop()) {
+      this.#redraw();
+      this.#changed(true);
+    }
+  }
+
+  clear() {
+    if (this.strokes.length) {
+      this.strokes = [];
+      this.#redraw();
+      this.#changed(true);
+    }
+  }
+
+  /** Shows (or, with an empty text, hides) a message under the pad. */
+  setMessage(text) {
+    this.message.textContent = text;
+  }
+
+  #changed(final) {
+    this.undoButton.disabled = this.clearButton.disabled = this.isEmpty;
+    this.onChange(this, final);
+  }
+
+  #listen() {
+    let active = null;
+    const point = (event) => {
+      const rect = this.canvas.getBoundingClientRect();
+      const clamp = (v) => Math.min(1, Math.max(0, v));
+      return [clamp((event.clientX - rect.left) / rect.width), clamp((event.clientY - rect.top) / rect.height)];
+    };
+    this.canvas.addEventListener('pointerdown', (event) => {
+      if (event.button !== 0 && event.pointerType === 'mouse') return;
+      event.preventDefault();
+      this.canvas.setPointerCapture(event.pointerId);
+      DrawingPad.active?.root.classList.remove('active');
+      DrawingPad.active = this;
+      this.root.classList.add('active');
+      active = [point(event)];
+      this.strokes.push(active);
+      this.#redraw();
+    });
+    this.canvas.addEventListener('pointermove', (event) => {
+      if (!active) return;
+      // Coalesced events keep fast pen strokes smooth.
+      const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+      for (const e of events.length ? events : [event]) active.push(point(e));
+      this.#redraw();
+      this.#changed(false);
+    });
+    const end = () => {
+      if (!active) return;
+      active = null;
+      this.#changed(true);
+    };
+    this.canvas.addEventListener('pointerup', end);
+    this.canvas.addEventListener('pointercancel', end);
+  }
+
+  #redraw() {
+    const ratio = window.devicePixelRatio || 1;
+    const size = Math.max(1, Math.round(this.canvas.clientWidth * ratio));
+    if (this.canvas.width !== size) this.canvas.width = this.canvas.height = size;
+    paintStrokes(this.canvas.getContext('2d'), this.strokes, size);
+    this.undoButton.disabled = this.clearButton.disabled = this.isEmpty;
+  }
+}
+
+/** The pad the user last drew on, for keyboard shortcuts. */
+DrawingPad.active = null;
+
+function button(text, action) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = text;
+  b.addEventListener('click', action);
+  return b;
+}
