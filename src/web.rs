@@ -124,10 +124,21 @@ async fn gpu_device() -> Result<(Device, String), String> {
             let name = if info.name.is_empty() { format!("{:?}", info.backend) } else { info.name };
             Ok((device, name))
         }
-        Err(e) => Err(format!("WebGPU unavailable: {e}")),
+        Err(e) => Err(short_reason(&e.to_string())),
     };
     GPU.with(|gpu| *gpu.borrow_mut() = Some(result.clone()));
     result
+}
+
+/// Burn's adapter errors list every graphics API it did not try; a person needs the gist.
+fn short_reason(error: &str) -> String {
+    let lower = error.to_lowercase();
+    if lower.contains("no adapter") || lower.contains("no suitable") {
+        "no WebGPU adapter available".into()
+    } else {
+        let first_line = error.lines().next().unwrap_or(error);
+        format!("WebGPU failed: {}", first_line.chars().take(120).collect::<String>())
+    }
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsError {

@@ -70,6 +70,7 @@ const zigzag = [[[0.2, 0.25], [0.8, 0.25], [0.2, 0.75], [0.8, 0.75]], [[0.35, 0.
 const cross = [[[0.5, 0.15], [0.5, 0.85]], [[0.15, 0.5], [0.85, 0.5]]];
 
 async function waitFor(page, predicate, arg) {
+  await page.evaluate(() => window.oneshot.idle());
   await page.waitForFunction(predicate, arg, { timeout: 60_000 });
 }
 
@@ -77,7 +78,7 @@ async function drawSupportSetAndQuery(page) {
   const canvases = page.locator('#slots canvas');
   for (const [i, strokes] of [circle, zigzag, cross].entries()) await draw(page, canvases.nth(i), strokes);
   await draw(page, page.locator('#query-pad canvas'), transform(zigzag, 0.8, 0.06, -0.04));
-  await waitFor(page, () => window.oneshot.lastScores.length === 3);
+  await page.evaluate(() => window.oneshot.idle());
   return page.evaluate(() => window.oneshot.lastScores.map((s) => ({ slot: s.slot, score: s.score })));
 }
 

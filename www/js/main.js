@@ -83,11 +83,28 @@ function updateSlotButtons() {
   for (const slot of app.slots) slot.root.querySelector('.remove').disabled = app.slots.length <= 1;
 }
 
+/** Targets whose scheduled work has not finished yet. */
+const pending = new Set();
+
 /** Runs `work` now for a finished stroke, or after a pause while the pen is still moving. */
 function schedule(target, final, work) {
   clearTimeout(target.timer);
-  target.timer = setTimeout(work, final ? 0 : DRAW_DEBOUNCE_MS);
+  const ticket = (target.ticket = (target.ticket ?? 0) + 1);
+  pending.add(target);
+  target.timer = setTimeout(async () => {
+    try {
+      await work();
+    } finally {
+      if (target.ticket === ticket) pending.delete(target);
+    }
+  }, final ? 0 : DRAW_DEBOUNCE_MS);
 }
+
+/** Resolves once every drawing's result is on screen (for tests and measurements). */
+app.idle = async () => {
+  while (pending.size) await new Promise((r) => setTimeout(r, 20));
+  await app.busy;
+};
 
 /** Embeds a pad's drawing (or forgets it when empty); returns the embedding or null. */
 async function embedPad(pad) {
@@ -152,7 +169,7 @@ async function refreshScores(started = performance.now()) {
   const best = renderScores($('scores'), entries);
   ready[best.index].root.classList.add('best');
   verdict.replaceChildren('Looks like ', Object.assign(document.createElement('strong'), { textContent: best.label }), ` (${percent(best.score)} same character)`);
-  $('timing').textContent = `${ready.length}-way query in ${(performance.now() - started).toFixed(1)} ms on ${describeBackend()}`;
+  $('timing').textContent = `${ready.length}-way query in ${(performance.now() - started).toFixed(1)} ms (${app.backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'})`;
 }
 
 // ---- verification --------------------------------------------------------------------------
@@ -173,7 +190,9 @@ async function verifyPair() {
   try {
     const [p] = await serial(() => app.engine.scores(a, b));
     app.lastVerify = p;
-    result.replaceChildren(p >= 0.5 ? 'Same character: ' : 'Different characters: ', Object.assign(document.createElement('strong'), { textContent: percent(p) }), ' probability of same');
+    const verdict = Object.assign(document.createElement('strong'), { textContent: p >= 0.5 ? 'Same character' : 'Different characters' });
+    verdict.style.color = p >= 0.5 ? '' : 'var(--bad)';
+    result.replaceChildren(verdict, ` — ${percent(p)} probability that both show the same character`);
   } catch (error) {
     result.textContent = String(error?.message ?? error);
     result.classList.add('error');
