@@ -15,7 +15,10 @@ pub trait OneShotClassifier {
 
 impl OneShotClassifier for Recognizer {
     fn name(&self) -> String {
-        format!("siamese ({})", self.config().preset.name())
+        match self.views() {
+            1 => format!("siamese ({})", self.config().preset.name()),
+            n => format!("siamese ({}, mean of {n} views)", self.config().preset.name()),
+        }
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use oneshot::data::{self, Archive, DataSet, Split, TaskSampler};
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot::preprocess::{InkImage, Preprocessor};
-use oneshot::recognize::Recognizer;
+use oneshot::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot::train::{TrainOptions, train};
 use oneshot::weights;
 
@@ -31,6 +31,14 @@ enum Command {
     Eval(EvalOptions),
     /// Score query pictures against support pictures (PNG files, read as the page reads a canvas).
     Score(ScoreOptions),
+    /// Redraw a run's validation plot from its state.json.
+    Plot {
+        /// The run's folder (train's --out).
+        run: PathBuf,
+        /// Where to write the SVG (default: validation.svg in the run's folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -44,6 +52,9 @@ struct ScoreOptions {
     /// Query pictures.
     #[arg(long, required = true)]
     query: Vec<PathBuf>,
+    /// Embed each picture as the mean of this many fixed views (the page uses the default).
+    #[arg(long, default_value_t = DEFAULT_VIEWS)]
+    views: usize,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +83,9 @@ struct EvalOptions {
     /// Seed for the random tasks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Embed each picture as the mean of this many fixed views (test-time augmentation; 1: off).
+    #[arg(long, default_value_t = DEFAULT_VIEWS)]
+    views: usize,
     /// Input size of the nearest-neighbour baseline when no weights are given.
     #[arg(long, default_value_t = 32)]
     size: usize,
@@ -84,6 +98,7 @@ fn main() -> ExitCode {
         Command::Train(options) => run_train(&options, &data_dir),
         Command::Eval(options) => run_eval(&options, &data_dir),
         Command::Score(options) => run_score(&options),
+        Command::Plot { run, out } => run_plot(&run, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,7 +137,7 @@ fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
         Some(path) => {
             let (config, model) = weights::load(path, None, &device)?;
             let size = config.input_size;
-            classifiers.push(Box::new(Recognizer::new(model, config, device)));
+            classifiers.push(Box::new(Recognizer::new(model, config, device).with_views(options.views)));
             size
         }
         None => options.size,
@@ -166,7 +181,7 @@ fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
 fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
     let device = Device::flex();
     let (config, model) = weights::load(&options.weights, None, &device)?;
-    let recognizer = Recognizer::new(model, config, device);
+    let recognizer = Recognizer::new(model, config, device).with_views(options.views);
     let read = |paths: &[PathBuf]| -> Result<Vec<InkImage>, AnyError> {
         paths
             .iter()
@@ -184,5 +199,16 @@ fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
     let values = scores.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     let rows: Vec<&[f32]> = values.chunks(supports.len()).collect();
     println!("{}", serde_json::json!({ "scores": rows }));
+    Ok(())
+}
+
+fn run_plot(run: &Path, out: Option<PathBuf>) -> Result<(), AnyError> {
+    let state_path = run.join(oneshot::train::files::STATE);
+    let bytes = std::fs::read(&state_path).map_err(|e| format!("{}: {e}", state_path.display()))?;
+    let state: oneshot::train::RunState =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", state_path.display()))?;
+    let out = out.unwrap_or_else(|| run.join(oneshot::train::files::PLOT));
+    oneshot::plot::validation_svg(&out, &state).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("wrote {}", out.display());
     Ok(())
 }

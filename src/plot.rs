@@ -18,9 +18,9 @@ pub fn validation_svg(path: &Path, state: &RunState) -> Result<(), Box<dyn std::
         let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
         root.fill(&WHITE)?;
         let title = format!(
-            "{} preset, {:?} objective: 20-way validation accuracy",
+            "{} preset, {} objective: 20-way validation accuracy",
             state.options.preset.name(),
-            state.options.objective
+            format!("{:?}", state.options.objective).to_lowercase()
         );
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
@@ -30,7 +30,14 @@ pub fn validation_svg(path: &Path, state: &RunState) -> Result<(), Box<dyn std::
             .right_y_label_area_size(48)
             .build_cartesian_2d(0.0..last, floor..100.0)?
             .set_secondary_coord(0.0..last, 0.0..max_loss * 1.05);
-        chart.configure_mesh().x_desc("training steps").y_desc("accuracy (%)").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("training steps")
+            .y_desc("accuracy (%)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .light_line_style(RGBColor(242, 242, 242))
+            .draw()?;
         chart.configure_secondary_axes().y_desc("training loss").draw()?;
         let accuracy: Vec<(f64, f64)> = history.iter().map(|p| (p.iteration as f64, p.accuracy)).collect();
         chart

@@ -16,7 +16,7 @@
 //! Training distortions (Koch et al.'s random affine maps, [`Distortion`]) are applied in the same
 //! pass, in the normalised square, so scale and translation mean the same for every source.
 
-use rand::{Rng, RngExt};
+use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// Ink below this coverage (out of 255) does not count towards the bounding box: it keeps
@@ -231,6 +231,24 @@ impl Distortion {
     /// No distortion.
     pub const NONE: Distortion = Distortion(Affine::IDENTITY);
 
+    /// A fixed set of `n` views for test-time augmentation: the undistorted picture first, then
+    /// mild distortions (half of Koch et al.'s ranges) drawn from a fixed seed, the same on
+    /// every machine.
+    pub fn views(n: usize, size: usize) -> Vec<Distortion> {
+        let mild = DistortionConfig {
+            rotation_degrees: 5.0,
+            shear: 0.15,
+            scale: (0.9, 1.1),
+            translation: 1.0,
+            probability: 0.5,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED);
+        let mut views = vec![Distortion::NONE];
+        views.extend((1..n).map(|_| Distortion::sample(&mild, size, &mut rng)));
+        views.truncate(n.max(1));
+        views
+    }
+
     /// Draws a distortion for a square of `size` pixels.
     pub fn sample<R: Rng + ?Sized>(config: &DistortionConfig, size: usize, rng: &mut R) -> Self {
         let draw = |range: f32, rng: &mut R| {
@@ -324,7 +342,6 @@ impl Preprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     /// A 105×105 Omniglot-like scan: black strokes (a plus sign) on white, offset from centre.
@@ -409,6 +426,16 @@ mod tests {
         let out = Preprocessor::new(32).render(&InkImage::from_luma(200, 200, &luma).unwrap()).unwrap();
         let inked = out.iter().filter(|&&v| v > 0.1).count();
         assert!(inked > 0 && inked < 20, "{inked} pixels inked");
+    }
+
+    #[test]
+    fn views_start_plain_and_are_fixed() {
+        assert_eq!(Distortion::views(1, 32), vec![Distortion::NONE]);
+        let views = Distortion::views(8, 32);
+        assert_eq!(views.len(), 8);
+        assert_eq!(views[0], Distortion::NONE);
+        assert_eq!(views, Distortion::views(8, 32));
+        assert!(views[1..].iter().any(|v| *v != Distortion::NONE));
     }
 
     #[test]

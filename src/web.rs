@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::model::{Preset, SiameseConfig};
 use crate::preprocess::InkImage;
-use crate::recognize::Recognizer;
+use crate::recognize::{DEFAULT_VIEWS, Recognizer};
 use crate::weights;
 
 /// The shipped weights of the `web` preset.
@@ -61,7 +61,8 @@ impl Engine {
         let bytes = weights.as_deref().unwrap_or(DEFAULT_WEIGHTS);
         let expected: SiameseConfig = Preset::Web.config();
         let (config, model) = weights::from_bytes(bytes, Some(&expected), &device).map_err(js_error)?;
-        Ok(Engine { recognizer: Recognizer::new(model, config, device), backend })
+        let recognizer = Recognizer::new(model, config, device).with_views(DEFAULT_VIEWS);
+        Ok(Engine { recognizer, backend })
     }
 
     /// `{ kind: "webgpu" | "cpu", detail }`.
@@ -83,8 +84,8 @@ impl Engine {
 
     /// The embedding of an RGBA picture (to cache per drawing).
     pub async fn embed(&self, width: usize, height: usize, rgba: Vec<u8>) -> Result<Vec<f32>, JsError> {
-        let input = self.preprocess(width, height, &rgba)?;
-        read(self.recognizer.embed_preprocessed(&[input])).await
+        let image = InkImage::from_rgba(width, height, &rgba).map_err(js_error)?;
+        read(self.recognizer.embed(&[&image]).map_err(js_error)?).await
     }
 
     /// Same-character probabilities of one query embedding against `n` support embeddings
