@@ -180,3 +180,35 @@ test('bad input gives messages, no panics, and the page stays usable', async () 
     await browser.close();
   }
 });
+
+test('a support set exported as JSON imports back with the same scores', async () => {
+  const { browser, page, problems } = await openPage(false);
+  try {
+    await page.locator('#slots input').nth(1).fill('zed');
+    const before = await drawSupportSetAndQuery(page);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export').click()]);
+    const file = join(work, 'set.json');
+    await download.saveAs(file);
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(saved.slots.length, 5);
+    assert.equal(saved.slots[1].label, 'zed');
+
+    // Change the page, then import: labels, drawings and scores come back.
+    await page.locator('#add-slot').click();
+    await page.locator('#slots').getByRole('button', { name: 'Clear' }).first().click();
+    await page.locator('#import').setInputFiles(file);
+    await waitFor(page, () => window.oneshot.slots.length === 5 && window.oneshot.lastScores.length === 3);
+    const after = await page.evaluate(() => window.oneshot.lastScores.map((s) => ({ slot: s.slot, score: s.score })));
+    assert.deepEqual(after, before);
+    assert.equal(await page.locator('#slots input').nth(1).inputValue(), 'zed');
+
+    // A file that is not a support set is refused with a message.
+    await page.locator('#import').setInputFiles({ name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('{"slots": 3}') });
+    await waitFor(page, () => document.getElementById('model-message').textContent.includes('bad.json'));
+    assert.match(await page.locator('#model-message').innerText(), /not a oneshot support set/);
+    assert.equal(await page.evaluate(() => window.oneshot.slots.length), 5);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
