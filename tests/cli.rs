@@ -51,28 +51,26 @@ fn train_checkpoints_resumes_and_evaluates() {
     for file in ["state.json", "latest.osw", "best.osw", "optimizer.bpk", "validation.svg"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
-    let history = |dir: &Path| -> serde_json::Value {
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
-        state["history"].clone()
+    let state = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap()
     };
-    let first_point = history(&out)[0].clone();
+    let history = |dir: &Path| state(dir)["history"].as_array().unwrap().clone();
+    assert_eq!(history(&out).len(), 1);
 
     // Resuming continues from step 2 and draws what an unbroken run would.
     let resumed = oneshot(&train_args(out_str, "4"));
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
     assert!(text(&resumed.stderr).contains("resuming"), "{}", text(&resumed.stderr));
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["iteration"], 4);
-    assert_eq!(state["history"].as_array().unwrap().len(), 2);
+    assert_eq!(state(&out)["iteration"], 4);
+    assert_eq!(history(&out).len(), 2);
 
     // A fixed seed reproduces the run, and the resumed run matches an unbroken one.
     let unbroken_dir = dir.path().join("unbroken");
     let unbroken = oneshot(&train_args(unbroken_dir.to_str().unwrap(), "4"));
     assert!(unbroken.status.success());
     let (resumed, unbroken) = (history(&out), history(&unbroken_dir));
-    for (r, u) in resumed.as_array().unwrap().iter().zip(unbroken.as_array().unwrap()) {
+    assert_eq!(resumed.len(), unbroken.len());
+    for (r, u) in resumed.iter().zip(&unbroken) {
         assert_eq!(r["loss"], u["loss"]);
         assert_eq!(r["accuracy"], u["accuracy"]);
     }
