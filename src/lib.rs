@@ -6,6 +6,7 @@
 //! → [`model`] (the twin and head) → [`objective`] (losses) → [`train`] / [`eval`] (native)
 //! → [`weights`] (files) → [`recognize`] (embedding and scoring) → `web` (the page's wasm glue).
 
+pub mod finetune;
 pub mod model;
 pub mod objective;
 pub mod preprocess;

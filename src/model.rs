@@ -253,6 +253,21 @@ impl Siamese {
         sigmoid(self.cross_logits(queries, supports))
     }
 
+    /// Freezes the whole twin, so only the head trains.
+    pub fn freeze_twin(mut self) -> Self {
+        self.twin = self.twin.freeze();
+        self
+    }
+
+    /// Freezes the batch norms (their statistics and affine parameters), so a few examples
+    /// cannot overwrite what the running statistics learnt.
+    pub fn freeze_norms(mut self) -> Self {
+        for stage in &mut self.twin.stages {
+            stage.norm = stage.norm.take().map(Module::freeze);
+        }
+        self
+    }
+
     /// The embedding layer's weight, for tests that look at gradients.
     #[cfg(test)]
     pub(crate) fn embed_weight(&self) -> Tensor<2> {

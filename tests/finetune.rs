@@ -1,0 +1,85 @@
+//! Fine-tuning on "a user's drawings": several drawers' versions of 20 characters from a
+//! validation alphabet. Accuracy on the other drawers of the same characters must rise.
+
+mod common;
+
+use burn::tensor::Device;
+use oneshot::data::Split;
+use oneshot::eval::{OneShotClassifier, evaluate_tasks};
+use oneshot::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, FineTuner};
+use oneshot::model::Preset;
+use oneshot::preprocess::InkImage;
+use oneshot::recognize::Recognizer;
+use oneshot::weights;
+
+const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");
+/// Drawers whose drawings the "user" supplies; the rest are held out as queries.
+const USER_DRAWERS: usize = 5;
+const STEPS: usize = 40;
+
+fn accuracy(
+    classifier: &dyn OneShotClassifier,
+    supports: &[&InkImage],
+    queries: &[(&InkImage, usize)],
+) -> f64 {
+    let task = oneshot::data::Task { supports: supports.to_vec(), queries: queries.to_vec() };
+    evaluate_tasks(classifier, std::slice::from_ref(&task)).unwrap().percent()
+}
+
+#[test]
+fn fine_tuning_on_a_users_drawings_helps_on_other_drawers() {
+    let data = common::dataset();
+    let alphabet = data.alphabets(Split::Validation, &["Atemayar_Qelisayer".into()]).unwrap()[0];
+    let characters = &alphabet.characters[..20];
+    let supports: Vec<&InkImage> = characters.iter().map(|c| &c.drawings[0]).collect();
+    let queries: Vec<(&InkImage, usize)> = characters
+        .iter()
+        .enumerate()
+        .flat_map(|(class, c)| c.drawings[USER_DRAWERS..].iter().map(move |d| (d, class)))
+        .collect();
+    let user_drawings: Vec<Vec<InkImage>> =
+        characters.iter().map(|c| c.drawings[..USER_DRAWERS].to_vec()).collect();
+
+    let device = Device::flex();
+    let (config, model) = weights::from_bytes(SHIPPED, Some(&Preset::Web.config()), &device).unwrap();
+    let before =
+        accuracy(&Recognizer::new(model.clone(), config.clone(), device.clone()), &supports, &queries);
+
+    let mut results = Vec::new();
+    for scope in [FineTuneScope::Head, FineTuneScope::Whole] {
+        let settings = FineTuneConfig { seed: 1, ..FineTuneConfig::for_scope(scope) };
+        let mut tuner =
+            FineTuner::new(&model, config.input_size, user_drawings.clone(), settings, &device).unwrap();
+        let losses: Vec<f32> = (0..STEPS).map(|_| tuner.step().into_scalar::<f32>()).collect();
+        let after =
+            accuracy(&Recognizer::new(tuner.model(), config.clone(), device.clone()), &supports, &queries);
+        let mean = |l: &[f32]| l.iter().sum::<f32>() / l.len() as f32;
+        println!(
+            "{scope:?}: accuracy {before:.1} % → {after:.1} % on {} held-out drawings; loss {:.3} → {:.3}",
+            queries.len(),
+            mean(&losses[..10]),
+            mean(&losses[STEPS - 10..])
+        );
+        results.push((scope, after, mean(&losses[..10]), mean(&losses[STEPS - 10..])));
+    }
+    for (scope, after, first, last) in results {
+        assert!(last < first, "{scope:?}: loss did not fall ({first} → {last})");
+        assert!(after > before, "{scope:?}: accuracy did not rise ({before} → {after})");
+    }
+}
+
+#[test]
+fn fine_tuning_needs_two_characters_and_real_drawings() {
+    let device = Device::flex();
+    let (config, model) = weights::from_bytes(SHIPPED, None, &device).unwrap();
+    let dot = InkImage::from_ink(3, 3, vec![0, 0, 0, 0, 255, 0, 0, 0, 0]).unwrap();
+    let blank = InkImage::from_ink(3, 3, vec![0; 9]).unwrap();
+    let start = |classes| {
+        FineTuner::new(&model, config.input_size, classes, FineTuneConfig::default(), &device).err()
+    };
+    assert_eq!(start(vec![vec![dot.clone()], vec![]]), Some(FineTuneError::TooFewClasses));
+    assert!(matches!(
+        start(vec![vec![dot.clone()], vec![dot, blank]]),
+        Some(FineTuneError::Drawing { class: 1, drawing: 1, .. })
+    ));
+}
