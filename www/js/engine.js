@@ -50,6 +50,17 @@ export function gpuAbsenceReason() {
   return 'gpu' in navigator ? null : 'this browser has no WebGPU (navigator.gpu is missing)';
 }
 
+/** The WebGPU adapter's vendor and architecture, as the browser reports them. */
+async function adapterName() {
+  try {
+    const info = (await navigator.gpu.requestAdapter())?.info;
+    const name = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ');
+    return name || null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Creates an engine: shipped weights when `weights` is null, otherwise the given bytes.
  * Rejects with a readable Error (wrong preset, corrupted file, …).
@@ -59,5 +70,6 @@ export async function createEngine(weights = null) {
   const engine = await Engine.create(wantsGpu(), weights);
   const backend = engine.backend();
   if (backend.kind === 'cpu' && gpuAbsenceReason()) backend.detail = gpuAbsenceReason();
+  if (backend.kind === 'webgpu') backend.detail = (await adapterName()) ?? backend.detail;
   return { engine, backend };
 }
