@@ -13,7 +13,10 @@ claim_target_dir() {
   local marker="$CARGO_TARGET_DIR/.oneshot-checkout${1:+-$1}"
   mkdir -p "$CARGO_TARGET_DIR"
   if [ "$(cat "$marker" 2>/dev/null)" != "$PWD" ]; then
-    cargo clean --release -p oneshot ${1:+--target "$1"} >/dev/null 2>&1 || true
+    # Named with its version: crates.io has an unrelated `oneshot` crate deep in Burn's tree.
+    local version
+    version=$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)
+    cargo clean --release -p "oneshot@$version" ${1:+--target "$1"} >/dev/null 2>&1 || true
     echo "$PWD" > "$marker"
   fi
 }
