@@ -54,11 +54,6 @@ impl Recognizer {
         self.preprocessor
     }
 
-    /// The network.
-    pub fn model(&self) -> &Siamese {
-        &self.model
-    }
-
     /// The device the network runs on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -82,7 +77,7 @@ impl Recognizer {
     }
 
     /// Embeds already preprocessed inputs (`size²` values each).
-    pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
+    fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
         let chunks: Vec<Tensor<2>> = inputs
             .chunks(EMBED_CHUNK)
             .map(|chunk| self.model.embed(image_batch(chunk, self.preprocessor.size(), &self.device)))
