@@ -5,18 +5,17 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/oneshot/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# Cargo names this crate's artifacts the same whichever folder it is checked out in, and its
-# freshness check then looks at the *other* checkout's sources: a clone could silently reuse a
-# binary built from different code. When the folder changes, drop this crate's artifacts (only
-# ours; the dependencies stay).
+# Cargo names this crate's artifacts the same whichever folder it is checked out in, and judges
+# their freshness by the modification times of the current checkout's sources: a checkout whose
+# files are older than a build from another folder could reuse that build. When the folder
+# changes, make this crate's inputs newer than any artifact, so only this crate rebuilds.
+# (Not `cargo clean -p`: crates.io has an unrelated `oneshot` crate deep in Burn's tree, and
+# cleaning ours also dropped its artifacts and rebuilt half of Burn.)
 claim_target_dir() {
   local marker="$CARGO_TARGET_DIR/.oneshot-checkout${1:+-$1}"
   mkdir -p "$CARGO_TARGET_DIR"
   if [ "$(cat "$marker" 2>/dev/null)" != "$PWD" ]; then
-    # Named with its version: crates.io has an unrelated `oneshot` crate deep in Burn's tree.
-    local version
-    version=$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)
-    cargo clean --release -p "oneshot@$version" ${1:+--target "$1"} >/dev/null 2>&1 || true
+    find Cargo.toml src tests weights -type f -exec touch {} +
     echo "$PWD" > "$marker"
   fi
 }

@@ -39,6 +39,11 @@ impl Recognizer {
         self
     }
 
+    /// The network (in inference mode).
+    pub fn model(&self) -> &Siamese {
+        &self.model
+    }
+
     /// The architecture.
     pub fn config(&self) -> &SiameseConfig {
         &self.config

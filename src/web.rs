@@ -1,4 +1,5 @@
-//! The page's entry points: thin `wasm-bindgen` glue over [`Recognizer`] and [`weights`].
+//! The page's entry points: thin `wasm-bindgen` glue over [`Recognizer`], [`FineTuner`] and
+//! [`weights`].
 //!
 //! Everything is async because WebGPU reads results back asynchronously (a synchronous readback
 //! panics in the browser). Every fallible call returns a `JsError` with a readable message, and
@@ -10,6 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::finetune::{FineTuneConfig, FineTuneScope, FineTuner};
 use crate::model::{Preset, SiameseConfig};
 use crate::preprocess::InkImage;
 use crate::recognize::{DEFAULT_VIEWS, Recognizer};
@@ -43,6 +45,8 @@ struct BackendInfo {
 pub struct Engine {
     recognizer: Recognizer,
     backend: BackendInfo,
+    /// The weights file the network was loaded from, for downloads.
+    weights: Vec<u8>,
 }
 
 #[wasm_bindgen]
@@ -58,11 +62,54 @@ impl Engine {
         } else {
             (Device::flex(), BackendInfo { kind: "cpu", detail: "WebGPU not requested".into() })
         };
-        let bytes = weights.as_deref().unwrap_or(DEFAULT_WEIGHTS);
+        let weights = weights.unwrap_or_else(|| DEFAULT_WEIGHTS.to_vec());
         let expected: SiameseConfig = Preset::Web.config();
-        let (config, model) = weights::from_bytes(bytes, Some(&expected), &device).map_err(js_error)?;
+        let (config, model) = weights::from_bytes(&weights, Some(&expected), &device).map_err(js_error)?;
         let recognizer = Recognizer::new(model, config, device).with_views(DEFAULT_VIEWS);
-        Ok(Engine { recognizer, backend })
+        Ok(Engine { recognizer, backend, weights })
+    }
+
+    /// The weights file this engine runs (to download).
+    pub fn weights(&self) -> Vec<u8> {
+        self.weights.clone()
+    }
+
+    /// Starts fine-tuning a copy of the network on the user's drawings: `classes[i]` is the
+    /// character of drawing `i`, whose RGBA pixels are the `i`-th `width × height × 4` bytes of
+    /// `rgba`. `scope` is `"head"` (the similarity head only) or `"whole"`.
+    #[wasm_bindgen(js_name = fineTune)]
+    pub fn fine_tune(
+        &self,
+        scope: &str,
+        width: usize,
+        height: usize,
+        classes: Vec<u32>,
+        rgba: Vec<u8>,
+    ) -> Result<FineTuning, JsError> {
+        let scope = match scope {
+            "head" => FineTuneScope::Head,
+            "whole" => FineTuneScope::Whole,
+            other => return Err(JsError::new(&format!("unknown fine-tuning scope {other:?}"))),
+        };
+        let stride = width * height * 4;
+        if stride == 0 || rgba.len() != stride * classes.len() {
+            return Err(JsError::new("the drawings' pixels do not match their count and size"));
+        }
+        let count = classes.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+        let mut drawings: Vec<Vec<InkImage>> = vec![Vec::new(); count];
+        for (&class, pixels) in classes.iter().zip(rgba.chunks_exact(stride)) {
+            drawings[class as usize].push(InkImage::from_rgba(width, height, pixels).map_err(js_error)?);
+        }
+        let config = self.recognizer.config().clone();
+        let tuner = FineTuner::new(
+            self.recognizer.model(),
+            config.input_size,
+            drawings,
+            FineTuneConfig::for_scope(scope),
+            self.recognizer.device(),
+        )
+        .map_err(js_error)?;
+        Ok(FineTuning { tuner, config })
     }
 
     /// `{ kind: "webgpu" | "cpu", detail }`.
@@ -102,6 +149,32 @@ impl Engine {
             device,
         );
         read(self.recognizer.scores(query, supports)).await
+    }
+}
+
+/// A fine-tuning run in progress (see [`FineTuner`]).
+#[wasm_bindgen]
+pub struct FineTuning {
+    tuner: FineTuner,
+    config: SiameseConfig,
+}
+
+#[wasm_bindgen]
+impl FineTuning {
+    /// One optimisation step; resolves to its loss.
+    pub async fn step(&mut self) -> Result<f32, JsError> {
+        let loss = read(self.tuner.step()).await?;
+        loss.first().copied().ok_or_else(|| JsError::new("the step returned no loss"))
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.tuner.steps()
+    }
+
+    /// The fine-tuned network as a weights file, read back without blocking.
+    pub async fn weights(&self) -> Result<Vec<u8>, JsError> {
+        weights::to_bytes_async(&self.tuner.model(), &self.config).await.map_err(js_error)
     }
 }
 

@@ -6,9 +6,9 @@
 //! before touching a tensor, and the checksum turns a truncated or damaged download into a clear
 //! message instead of garbage weights.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::store::{DTypePolicy, ModuleRecord};
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Siamese, SiameseConfig};
@@ -88,6 +88,61 @@ pub fn to_bytes(model: &Siamese, config: &SiameseConfig) -> Result<Vec<u8>, Weig
     out.extend_from_slice(&header);
     out.extend_from_slice(&payload);
     Ok(out)
+}
+
+/// Serialises a network that may live on WebGPU, where nothing can be read back synchronously
+/// (so [`Module::into_record`] panics there): every tensor, running statistics included, is read
+/// back asynchronously into a copy of the network on the CPU, which [`to_bytes`] then writes.
+pub async fn to_bytes_async(model: &Siamese, config: &SiameseConfig) -> Result<Vec<u8>, WeightsError> {
+    let mut tensors = CollectTensors(Vec::new());
+    model.visit(&mut tensors);
+    let mut values = Vec::with_capacity(tensors.0.len());
+    for tensor in tensors.0 {
+        let data = tensor.into_data_async().await.map_err(|e| WeightsError::Record(format!("{e:?}")))?;
+        values.push(data.into_vec::<f32>().map_err(|e| WeightsError::Record(format!("{e:?}")))?);
+    }
+    let mut replace = ReplaceTensors { values: values.into_iter(), error: None };
+    let copy = config.init(&Device::flex()).map(&mut replace);
+    match replace.error {
+        Some(error) => Err(WeightsError::Record(error)),
+        None => to_bytes(&copy, config),
+    }
+}
+
+/// Every float tensor of a module (parameters and running statistics), flattened, in visiting order.
+struct CollectTensors(Vec<Tensor<1>>);
+
+impl ModuleVisitor for CollectTensors {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let len = tensor.shape().num_elements();
+        self.0.push(tensor.reshape([len]));
+    }
+}
+
+/// Puts the values [`CollectTensors`] read, in the same order, into a module of the same
+/// architecture.
+struct ReplaceTensors {
+    values: std::vec::IntoIter<Vec<f32>>,
+    error: Option<String>,
+}
+
+impl ModuleMapper for ReplaceTensors {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let next = self.values.next();
+        param.map(|tensor| {
+            let shape = tensor.shape();
+            match next {
+                Some(values) if values.len() == shape.num_elements() => {
+                    Tensor::from_data(TensorData::new(values, shape), &tensor.device())
+                }
+                _ => {
+                    self.error.get_or_insert_with(|| "the network's tensors do not match its architecture".into());
+                    tensor
+                }
+            }
+        })
+    }
 }
 
 /// Reads only the architecture of a weights file, checking its integrity.
@@ -191,6 +246,37 @@ mod tests {
         let before = model.valid().embed(images.clone()).into_data();
         let after = loaded.valid().embed(images).into_data();
         before.assert_approx_eq::<f32>(&after, Tolerance::absolute(0.0));
+    }
+
+    #[test]
+    fn asynchronous_export_keeps_every_tensor() {
+        let device = device();
+        let config = Preset::Web.config();
+        // Move the running statistics away from their initial values, as training does.
+        let model = config.init(&device.clone().autodiff()).train();
+        let images = Tensor::<4>::random([4, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let _ = model.embed(images.clone());
+        let model = model.valid();
+        let exported = block_on(to_bytes_async(&model, &config)).unwrap();
+        let (_, loaded) = from_bytes(&exported, Some(&config), &device).unwrap();
+        // Inference uses the running statistics, so equal outputs mean equal statistics too.
+        let expected = model.embed(images.clone()).into_data();
+        loaded.embed(images.clone()).into_data().assert_approx_eq::<f32>(&expected, Tolerance::absolute(0.0));
+        // …which a network that did not see the batch does not have.
+        let fresh = config.init(&device).embed(images).into_data().to_vec::<f32>().unwrap();
+        let expected = expected.to_vec::<f32>().unwrap();
+        assert!(fresh.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-4));
+    }
+
+    /// Runs a future that never waits on I/O (CPU readbacks are ready at once).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut context) {
+                return out;
+            }
+        }
     }
 
     #[test]

@@ -30,11 +30,18 @@ async function fetchWithProgress(url, onProgress) {
   return bytes;
 }
 
+let compiled = null;
 let initialised = null;
+
+/** Downloads and compiles the wasm module once (workers reuse the compiled module). */
+export function wasmModule(onProgress = () => {}) {
+  compiled ??= fetchWithProgress(WASM_URL, onProgress).then((bytes) => WebAssembly.compile(bytes));
+  return compiled;
+}
 
 /** Downloads and instantiates the wasm module once. */
 export function loadModule(onProgress = () => {}) {
-  initialised ??= fetchWithProgress(WASM_URL, onProgress).then((bytes) => init({ module_or_path: bytes }));
+  initialised ??= wasmModule(onProgress).then((module) => init({ module_or_path: module }));
   return initialised;
 }
 

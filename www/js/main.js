@@ -1,11 +1,14 @@
 // Wires the page: support slots, the query, the verification pair, the network's status.
 
 import { DrawingPad } from './pad.js';
-import { createEngine, loadModule } from './engine.js';
+import { createEngine, loadModule, wasmModule } from './engine.js';
 import { renderScores, percent } from './scores.js';
 import { exportSet, importSet, download } from './share.js';
+import { FineTunePanel, tuneState } from './tune.js';
 
 const MAX_SLOTS = 20;
+/** Drawings per character: the first, and up to five more for fine-tuning and matching. */
+const MAX_DRAWINGS = 6;
 const DEFAULT_SLOTS = 5;
 const DRAW_DEBOUNCE_MS = 120;
 
@@ -22,6 +25,8 @@ const app = {
   lastScores: [],
   lastVerify: null,
   lastError: null,
+  weightsSource: 'the shipped weights',
+  tune: tuneState,
   busy: Promise.resolve(),
 };
 window.oneshot = app;
@@ -52,20 +57,34 @@ function drawingError(error) {
 
 // ---- support slots -------------------------------------------------------------------------
 
-function addSlot(label = `#${app.slots.length + 1}`) {
+function addSlot(label = `#${app.slots.length + 1}`, drawings = [[]]) {
   if (app.slots.length >= MAX_SLOTS) return null;
   const root = document.createElement('div');
   root.className = 'slot';
   const head = document.createElement('div');
-  head.style.display = 'flex';
+  head.className = 'slot-head';
   const name = Object.assign(document.createElement('input'), { value: label, ariaLabel: 'Label', maxLength: 40 });
   const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: '×', title: 'Remove this character', className: 'remove' });
   head.append(name, remove);
-  root.append(head);
+  const extras = Object.assign(document.createElement('div'), { className: 'extras' });
+  const more = Object.assign(document.createElement('button'), { type: 'button', textContent: '+ drawing', className: 'more', title: 'Add another drawing of this character: more examples to match and to fine-tune on' });
+  root.append(head, extras, more);
   $('slots').append(root);
-  const slot = { root, name, embedding: null, version: 0 };
-  slot.pad = new DrawingPad(root, { label: `drawing of ${label}`, onChange: (_, final) => schedule(slot, final, () => embedSlot(slot)) });
+  const slot = {
+    root,
+    name,
+    extras,
+    drawings: [],
+    /** The first drawing's pad. */
+    get pad() {
+      return this.drawings[0].pad;
+    },
+  };
+  addDrawing(slot);
+  for (const strokes of drawings.slice(1)) addDrawing(slot).pad.setStrokes(strokes);
+  if (drawings[0]?.length) slot.pad.setStrokes(drawings[0]);
   name.addEventListener('input', () => refreshScores());
+  more.addEventListener('click', () => addDrawing(slot));
   remove.addEventListener('click', () => {
     if (app.slots.length <= 1) return;
     app.slots.splice(app.slots.indexOf(slot), 1);
@@ -76,6 +95,34 @@ function addSlot(label = `#${app.slots.length + 1}`) {
   app.slots.push(slot);
   updateSlotButtons();
   return slot;
+}
+
+/** Adds a drawing box to a character: the first one large, the others small beneath it. */
+function addDrawing(slot) {
+  if (slot.drawings.length >= MAX_DRAWINGS) return null;
+  const first = slot.drawings.length === 0;
+  const host = document.createElement('div');
+  host.className = first ? 'main-drawing' : 'extra';
+  const label = `drawing ${slot.drawings.length + 1} of ${slot.name.value}`;
+  const drawing = { host, embedding: null, version: 0 };
+  drawing.pad = new DrawingPad(host, { label, onChange: (_, final) => schedule(drawing, final, () => embedDrawing(drawing)) });
+  if (first) {
+    slot.root.insertBefore(host, slot.extras);
+  } else {
+    const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: '×', title: 'Remove this drawing', className: 'remove-drawing' });
+    remove.addEventListener('click', () => {
+      slot.drawings.splice(slot.drawings.indexOf(drawing), 1);
+      host.remove();
+      drawing.version++;
+      slot.root.querySelector('.more').disabled = false;
+      refreshScores();
+    });
+    host.append(remove);
+    slot.extras.append(host);
+  }
+  slot.drawings.push(drawing);
+  slot.root.querySelector('.more').disabled = slot.drawings.length >= MAX_DRAWINGS;
+  return drawing;
 }
 
 function updateSlotButtons() {
@@ -121,13 +168,16 @@ async function embedPad(pad) {
   }
 }
 
-async function embedSlot(slot) {
-  const version = ++slot.version;
-  const embedding = await embedPad(slot.pad);
-  if (version !== slot.version) return; // a newer stroke arrived meanwhile
-  slot.embedding = embedding;
+async function embedDrawing(drawing) {
+  const version = ++drawing.version;
+  const embedding = await embedPad(drawing.pad);
+  if (version !== drawing.version) return; // a newer stroke arrived meanwhile
+  drawing.embedding = embedding;
   await refreshScores();
 }
+
+/** Every drawing of every character, for re-embedding with new weights. */
+const allDrawings = () => app.slots.flatMap((slot) => slot.drawings);
 
 // ---- query ---------------------------------------------------------------------------------
 
@@ -143,7 +193,7 @@ async function embedQuery() {
 }
 
 async function refreshScores(started = performance.now()) {
-  const ready = app.slots.filter((s) => s.embedding);
+  const ready = app.slots.filter((s) => s.drawings.some((d) => d.embedding));
   const verdict = $('verdict');
   verdict.classList.remove('error');
   for (const slot of app.slots) slot.root.classList.remove('best');
@@ -153,22 +203,26 @@ async function refreshScores(started = performance.now()) {
     verdict.textContent = ready.length === 0 ? 'Draw a few characters above, then one here.' : app.query.isEmpty ? 'Now draw a character here.' : 'Nothing to compare yet.';
     return;
   }
+  // Every drawing of a character is a support; the character scores as its closest drawing.
+  const supports = ready.flatMap((slot, i) => slot.drawings.filter((d) => d.embedding).map((d) => ({ slot: i, embedding: d.embedding })));
   const width = query.embedding.length;
-  const supports = new Float32Array(width * ready.length);
-  ready.forEach((slot, i) => supports.set(slot.embedding, i * width));
+  const flat = new Float32Array(width * supports.length);
+  supports.forEach((s, i) => flat.set(s.embedding, i * width));
   let scores;
   try {
-    scores = await serial(() => app.engine.scores(query.embedding, supports));
+    scores = await serial(() => app.engine.scores(query.embedding, flat));
   } catch (error) {
     verdict.textContent = String(error?.message ?? error);
     verdict.classList.add('error');
     return;
   }
-  const entries = ready.map((slot, i) => ({ label: slot.name.value || `#${app.slots.indexOf(slot) + 1}`, score: scores[i], slot: app.slots.indexOf(slot) }));
+  const best = ready.map(() => 0);
+  supports.forEach((s, i) => (best[s.slot] = Math.max(best[s.slot], scores[i])));
+  const entries = ready.map((slot, i) => ({ label: slot.name.value || `#${app.slots.indexOf(slot) + 1}`, score: best[i], slot: app.slots.indexOf(slot) }));
   app.lastScores = entries;
-  const best = renderScores($('scores'), entries);
-  ready[best.index].root.classList.add('best');
-  verdict.replaceChildren('Looks like ', Object.assign(document.createElement('strong'), { textContent: best.label }), ` (${percent(best.score)} same character)`);
+  const top = renderScores($('scores'), entries);
+  ready[top.index].root.classList.add('best');
+  verdict.replaceChildren('Looks like ', Object.assign(document.createElement('strong'), { textContent: top.label }), ` (${percent(top.score)} same character)`);
   $('timing').textContent = `${ready.length}-way query in ${(performance.now() - started).toFixed(1)} ms (${app.backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'})`;
 }
 
@@ -210,10 +264,11 @@ async function useWeights(bytes, source) {
     app.engine?.free();
     app.engine = engine;
     app.backend = backend;
+    app.weightsSource = source;
     message.textContent = `Using ${source}.`;
     message.classList.remove('error');
     setStatus(`Ready · ${describeBackend()}`, { ready: true });
-    await Promise.all([...app.slots.map(embedSlot), embedQuery(), verifyPair()]);
+    await Promise.all([...allDrawings().map(embedDrawing), embedQuery(), verifyPair()]);
   } catch (error) {
     app.lastError = String(error?.message ?? error);
     message.textContent = `Could not load ${source}: ${app.lastError}`;
@@ -230,7 +285,7 @@ function setUp() {
 
   $('add-slot').addEventListener('click', () => addSlot());
   $('export').addEventListener('click', () => {
-    download('oneshot-support-set.json', exportSet(app.slots.map((s) => ({ label: s.name.value, strokes: s.pad.strokes }))));
+    download('oneshot-support-set.json', exportSet(app.slots.map((s) => ({ label: s.name.value, drawings: s.drawings.map((d) => d.pad.strokes) }))));
   });
   $('import').addEventListener('change', async (event) => {
     const file = event.target.files?.[0];
@@ -240,7 +295,7 @@ function setUp() {
       const slots = importSet(await file.text());
       for (const slot of app.slots) slot.root.remove();
       app.slots = [];
-      for (const { label, strokes } of slots) addSlot(label).pad.setStrokes(strokes);
+      for (const { label, drawings } of slots) addSlot(label, drawings);
       $('model-message').textContent = `Imported ${slots.length} characters from ${file.name}.`;
     } catch (error) {
       $('model-message').textContent = `Could not import ${file.name}: ${error.message}`;
@@ -252,6 +307,25 @@ function setUp() {
     if (file) await useWeights(new Uint8Array(await file.arrayBuffer()), file.name);
   });
   $('weights-reset').addEventListener('click', () => useWeights(null, 'the shipped weights'));
+  $('weights-download').addEventListener('click', () => {
+    const name = app.weightsSource.startsWith('fine-tuned') ? 'oneshot-web-finetuned.osw' : 'oneshot-web.osw';
+    download(name, app.engine.weights(), 'application/octet-stream');
+  });
+  app.finetune = new FineTunePanel({
+    module: () => wasmModule(),
+    useGpu: () => app.backend?.kind === 'webgpu',
+    weights: () => app.engine.weights(),
+    drawings: () => {
+      const drawn = app.slots.map((slot) => slot.drawings.filter((d) => !d.pad.isEmpty));
+      const classes = drawn.filter((d) => d.length);
+      return {
+        classes: classes.length,
+        images: classes.flat().map((d) => d.pad.imageData()),
+        labels: classes.flatMap((d, i) => d.map(() => i)),
+      };
+    },
+    onDone: (weights, description) => useWeights(weights, description),
+  });
   document.addEventListener('keydown', (event) => {
     const pad = DrawingPad.active;
     if (!pad || event.target instanceof HTMLInputElement) return;

@@ -1,11 +1,13 @@
-// Export and import of a support set (labels and strokes) as a JSON file.
+// Export and import of a support set (labels and the strokes of every drawing) as a JSON file.
 
 const FORMAT = 'oneshot-support-set';
-const VERSION = 1;
+/** Version 2 keeps several drawings per character; version 1 files (one drawing) still load. */
+const VERSION = 2;
+const MAX_DRAWINGS = 6;
 
-/** Serialises labels and strokes. */
+/** Serialises labels and drawings (each a list of strokes). */
 export function exportSet(slots) {
-  return JSON.stringify({ format: FORMAT, version: VERSION, slots: slots.map((s) => ({ label: s.label, strokes: s.strokes })) });
+  return JSON.stringify({ format: FORMAT, version: VERSION, slots: slots.map((s) => ({ label: s.label, drawings: s.drawings })) });
 }
 
 /** Parses a file written by exportSet; throws an Error saying what is wrong otherwise. */
@@ -16,23 +18,24 @@ export function importSet(text) {
   } catch {
     throw new Error('the file is not JSON');
   }
-  if (data?.format !== FORMAT || data.version !== VERSION || !Array.isArray(data.slots)) {
+  if (data?.format !== FORMAT || ![1, VERSION].includes(data.version) || !Array.isArray(data.slots)) {
     throw new Error('the file is not a oneshot support set');
   }
   if (data.slots.length === 0 || data.slots.length > 20) throw new Error('a support set has 1 to 20 characters');
   const isPoint = (p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isFinite(v) && v >= 0 && v <= 1);
+  const isStrokes = (strokes) => Array.isArray(strokes) && strokes.every((s) => Array.isArray(s) && s.length > 0 && s.every(isPoint));
   return data.slots.map((slot, i) => {
-    const strokes = slot?.strokes;
-    if (!Array.isArray(strokes) || !strokes.every((s) => Array.isArray(s) && s.length > 0 && s.every(isPoint))) {
-      throw new Error(`character ${i + 1} has malformed strokes`);
+    const drawings = data.version === 1 ? [slot?.strokes] : slot?.drawings;
+    if (!Array.isArray(drawings) || drawings.length === 0 || drawings.length > MAX_DRAWINGS || !drawings.every(isStrokes)) {
+      throw new Error(`character ${i + 1} has malformed drawings`);
     }
-    return { label: String(slot.label ?? `#${i + 1}`).slice(0, 40), strokes };
+    return { label: String(slot.label ?? `#${i + 1}`).slice(0, 40), drawings };
   });
 }
 
-/** Offers text as a file download. */
-export function download(name, text, type = 'application/json') {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+/** Offers text or bytes as a file download. */
+export function download(name, content, type = 'application/json') {
+  const url = URL.createObjectURL(new Blob([content], { type }));
   const a = Object.assign(document.createElement('a'), { href: url, download: name });
   document.body.append(a);
   a.click();

@@ -1,0 +1,23 @@
+// Fine-tuning off the main thread: this worker runs its own copy of the network (on WebGPU when
+// the page uses it, else on the CPU), trains it on the drawings it is sent, reports the loss of
+// every step and sends back the weights file. Cancelling terminates the worker.
+
+import init, { Engine } from '../pkg/oneshot.js';
+
+self.onmessage = async ({ data }) => {
+  try {
+    await init({ module_or_path: data.module });
+    const engine = await Engine.create(data.useGpu, data.weights);
+    self.postMessage({ type: 'backend', backend: engine.backend() });
+    const run = engine.fineTune(data.scope, data.width, data.height, data.classes, data.rgba);
+    const started = performance.now();
+    for (let step = 1; step <= data.steps; step++) {
+      const loss = await run.step();
+      self.postMessage({ type: 'step', step, loss, elapsedMs: performance.now() - started });
+    }
+    const weights = await run.weights();
+    self.postMessage({ type: 'done', weights }, [weights.buffer]);
+  } catch (error) {
+    self.postMessage({ type: 'error', message: String(error?.message ?? error) });
+  }
+};

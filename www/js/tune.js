@@ -1,0 +1,140 @@
+// The fine-tuning panel: collects the user's drawings, trains a copy of the network in a Web
+// Worker (so the page stays responsive), shows progress, the loss of each step and the speed,
+// and hands the new weights to the page when done. Cancel stops the worker and keeps the
+// network as it was.
+
+import { drawLossCurve } from './chart.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** What the last run did, for the page's state (and the browser tests). */
+export const tuneState = { running: false, losses: [], stepsPerSecond: null, backend: null, error: null, runs: 0 };
+
+export class FineTunePanel {
+  /**
+   * @param {{
+   *   module: () => Promise<WebAssembly.Module>,
+   *   useGpu: () => boolean,
+   *   weights: () => Uint8Array,
+   *   drawings: () => {classes: number, images: ImageData[], labels: number[]},
+   *   onDone: (weights: Uint8Array, description: string) => Promise<void>,
+   * }} hooks
+   */
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.worker = null;
+    this.form = $('tune-form');
+    this.startButton = $('tune-start');
+    this.cancelButton = $('tune-cancel');
+    this.progress = $('tune-progress');
+    this.chart = $('tune-loss');
+    this.status = $('tune-status');
+    this.form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.start();
+    });
+    this.cancelButton.addEventListener('click', () => this.cancel('Cancelled; the network is unchanged.'));
+    new ResizeObserver(() => this.#draw()).observe(this.chart);
+  }
+
+  get scope() {
+    return new FormData(this.form).get('scope') === 'head' ? 'head' : 'whole';
+  }
+
+  get steps() {
+    const value = Math.round(Number($('tune-steps').value));
+    return Number.isFinite(value) ? Math.min(500, Math.max(1, value)) : 30;
+  }
+
+  async start() {
+    if (tuneState.running) return;
+    const { classes, images, labels } = this.hooks.drawings();
+    if (classes < 2) {
+      this.#say('Draw at least two characters above first.', true);
+      return;
+    }
+    const [scope, steps] = [this.scope, this.steps];
+    const { width, height } = images[0];
+    const rgba = new Uint8Array(width * height * 4 * images.length);
+    images.forEach((image, i) => rgba.set(image.data, i * width * height * 4));
+    Object.assign(tuneState, { running: true, losses: [], stepsPerSecond: null, backend: null, error: null, steps });
+    this.#running(true);
+    this.progress.value = 0;
+    this.#say(`Starting: ${images.length} drawings of ${classes} characters…`);
+    this.#draw();
+
+    const module = await this.hooks.module();
+    const worker = (this.worker = new Worker(new URL('./tune-worker.js', import.meta.url), { type: 'module' }));
+    const finished = new Promise((resolve) => (this.finish = resolve));
+    worker.onmessage = async ({ data }) => {
+      if (worker !== this.worker) return;
+      if (data.type === 'backend') {
+        tuneState.backend = data.backend;
+      } else if (data.type === 'step') {
+        this.#step(data, steps);
+      } else if (data.type === 'done') {
+        this.#stop();
+        const what = scope === 'head' ? 'similarity head' : 'whole network';
+        const summary = `${what}, ${steps} steps, loss ${tuneState.losses[0].toFixed(3)} → ${tuneState.losses.at(-1).toFixed(3)}`;
+        await this.hooks.onDone(new Uint8Array(data.weights), `fine-tuned weights (${summary})`);
+        this.#say(`Fine-tuned the ${summary}${this.#speed()}. The scores above now use it.`);
+        tuneState.runs += 1;
+        this.finish();
+      } else if (data.type === 'error') {
+        tuneState.error = data.message;
+        this.cancel(`Fine-tuning failed: ${data.message}`, true);
+      }
+    };
+    worker.onerror = (event) => {
+      tuneState.error = event.message || 'the worker failed to start';
+      this.cancel(`Fine-tuning failed: ${tuneState.error}`, true);
+    };
+    worker.postMessage({ module, useGpu: this.hooks.useGpu(), weights: this.hooks.weights(), scope, steps, width, height, classes: Uint32Array.from(labels), rgba }, [rgba.buffer]);
+    return finished;
+  }
+
+  /** Stops a run, if any, keeping the network as it was. */
+  cancel(message, error = false) {
+    if (!this.worker) return;
+    this.#stop();
+    this.#say(message, error);
+    this.finish?.();
+  }
+
+  #stop() {
+    this.worker?.terminate();
+    this.worker = null;
+    tuneState.running = false;
+    this.#running(false);
+  }
+
+  #step({ step, loss, elapsedMs }, steps) {
+    tuneState.losses.push(loss);
+    // The first step compiles the GPU kernels: the speed is measured from the second one on.
+    if (step === 1) this.firstStepMs = elapsedMs;
+    else tuneState.stepsPerSecond = ((step - 1) * 1000) / (elapsedMs - this.firstStepMs);
+    this.progress.value = step / steps;
+    const where = tuneState.backend?.kind === 'webgpu' ? 'WebGPU' : 'CPU';
+    this.#say(`Step ${step} of ${steps} · loss ${loss.toFixed(3)}${this.#speed()} · ${where}`);
+    this.#draw();
+  }
+
+  #speed() {
+    return tuneState.stepsPerSecond ? ` · ${tuneState.stepsPerSecond.toFixed(1)} steps/s` : '';
+  }
+
+  #draw() {
+    drawLossCurve(this.chart, tuneState.losses, tuneState.steps ?? this.steps);
+  }
+
+  #running(running) {
+    this.startButton.hidden = running;
+    this.cancelButton.hidden = !running;
+    for (const input of this.form.querySelectorAll('input')) input.disabled = running;
+  }
+
+  #say(text, error = false) {
+    this.status.textContent = text;
+    this.status.classList.toggle('error', error);
+  }
+}
