@@ -1,7 +1,9 @@
 // Measures the page in headless Chromium (Debian's) on WebGPU and on the CPU fallback and
-// prints a Markdown table: time from navigation to a ready network, the first 20-way query
+// prints Markdown tables: time from navigation to a ready network, the first 20-way query
 // (shader compilation included), and the median of later 20-way queries (embed the query, score
-// it against 20 cached support embeddings, read the scores back).
+// it against 20 cached support embeddings, read the scores back); then fine-tuning speed, in
+// steps per second from the second step on, for the head alone and the whole network (5
+// characters with 2 drawings each: 10 images per step), with the longest main-thread task seen.
 //
 // Usage: node scripts/measure-page.mjs [repetitions]   (needs site/ from scripts/build-web)
 // Headless Chromium here runs WebGPU on SwiftShader, a CPU emulation of a GPU: its figures say
@@ -64,6 +66,35 @@ for (const webgpu of [true, false]) {
     times.sort((a, b) => a - b);
     return { backend: window.oneshot.backend, startup: window.oneshot.startupMs, ready, first, median: times[times.length >> 1], min: times[0], max: times.at(-1) };
   }, repetitions);
+  result.tuning = await page.evaluate(async () => {
+    const app = window.oneshot;
+    const scribble = (seed) => {
+      let s = seed * 7919 + 13;
+      const rand = () => ((s = (s * 9301 + 49297) % 233280) / 233280);
+      return Array.from({ length: 3 }, () => Array.from({ length: 6 }, () => [0.15 + rand() * 0.7, 0.15 + rand() * 0.7]));
+    };
+    app.slots.forEach((slot, i) => {
+      slot.pad.setStrokes(scribble(i + 1));
+      slot.root.querySelector('.more').click();
+      slot.drawings[1].pad.setStrokes(scribble(i + 1).map((stroke) => stroke.map(([x, y]) => [x * 0.9 + 0.05, y * 0.9 + 0.03])));
+    });
+    await app.idle();
+    const tasks = [];
+    new PerformanceObserver((list) => tasks.push(...list.getEntries())).observe({ type: 'longtask' });
+    let longest = 0;
+    const speeds = {};
+    for (const scope of ['head', 'whole']) {
+      document.querySelector(`#tune-form input[value="${scope}"]`).checked = true;
+      document.getElementById('tune-steps').value = '20';
+      await app.finetune.start();
+      await app.idle();
+      speeds[scope] = app.tune.stepsPerSecond;
+      const during = tasks.filter((t) => t.startTime >= app.tune.startedAt && t.startTime < app.tune.trainedAt);
+      longest = Math.max(longest, ...during.map((t) => t.duration));
+      await app.loading;
+    }
+    return { ...speeds, longest };
+  });
   rows.push(result);
   await browser.close();
 }
@@ -75,4 +106,10 @@ console.log('|---|---:|---:|---:|');
 for (const r of rows) {
   const name = r.backend.kind === 'webgpu' ? 'WebGPU (SwiftShader: CPU emulation)' : `CPU fallback (${r.backend.detail})`;
   console.log(`| ${name} | ${r.startup.toFixed(0)} ms | ${r.first.toFixed(1)} ms | ${r.median.toFixed(1)} ms (${r.min.toFixed(1)}–${r.max.toFixed(1)}) |`);
+}
+console.log('\n| backend | fine-tune, head only | fine-tune, whole network | longest main-thread task while training |');
+console.log('|---|---:|---:|---:|');
+for (const r of rows) {
+  const name = r.backend.kind === 'webgpu' ? 'WebGPU (SwiftShader: CPU emulation)' : 'CPU (Burn flex, wasm)';
+  console.log(`| ${name} | ${r.tuning.head.toFixed(2)} steps/s | ${r.tuning.whole.toFixed(2)} steps/s | ${r.tuning.longest.toFixed(0)} ms |`);
 }

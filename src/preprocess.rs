@@ -249,6 +249,18 @@ impl Distortion {
         views
     }
 
+    /// This distortion after turning the picture by `turns` quarter turns about its centre:
+    /// a character turned over is, for training, a new character.
+    pub fn after_quarter_turns(self, turns: u8) -> Distortion {
+        let (sin, cos) = match turns % 4 {
+            0 => (0.0, 1.0),
+            1 => (1.0, 0.0),
+            2 => (0.0, -1.0),
+            _ => (-1.0, 0.0),
+        };
+        Distortion(self.0.then_after(&Affine { m: [[cos, -sin], [sin, cos]], t: [0.0, 0.0] }))
+    }
+
     /// Draws a distortion for a square of `size` pixels.
     pub fn sample<R: Rng + ?Sized>(config: &DistortionConfig, size: usize, rng: &mut R) -> Self {
         let draw = |range: f32, rng: &mut R| {
@@ -458,5 +470,35 @@ mod tests {
             changed += usize::from(out != plain);
         }
         assert!(changed >= 15, "only {changed} of 20 distortions changed the image");
+    }
+
+    #[test]
+    fn quarter_turns_rotate_the_picture() {
+        // An L: a vertical bar on the left and a horizontal bar at the bottom.
+        let mut luma = vec![255u8; 60 * 60];
+        for i in 10..50 {
+            for w in 0..4 {
+                luma[i * 60 + 10 + w] = 0;
+                luma[(46 + w) * 60 + i] = 0;
+            }
+        }
+        let image = InkImage::from_luma(60, 60, &luma).unwrap();
+        let p = Preprocessor::new(32);
+        let turned = |turns| p.render_distorted(&image, &Distortion::NONE.after_quarter_turns(turns)).unwrap();
+        let plain = turned(0);
+        assert_eq!(plain, p.render(&image).unwrap());
+        let (cx, cy) = ink_centroid(&plain, 32);
+        assert!(cx < 16.0 && cy > 16.0, "the L's ink leans left and down: {cx} {cy}");
+        // Every quarter turn moves the ink's lean to another corner; a half turn mirrors it.
+        let leans: Vec<(bool, bool)> = (0..4)
+            .map(|t| {
+                let (x, y) = ink_centroid(&turned(t), 32);
+                (x < 16.0, y > 16.0)
+            })
+            .collect();
+        assert_eq!(leans.iter().collect::<std::collections::HashSet<_>>().len(), 4, "{leans:?}");
+        let (hx, hy) = ink_centroid(&turned(2), 32);
+        assert!((hx - (32.0 - cx)).abs() < 0.5 && (hy - (32.0 - cy)).abs() < 0.5);
+        assert_eq!(turned(4), plain);
     }
 }

@@ -75,6 +75,15 @@ pub struct TrainOptions {
     /// Train without Koch et al.'s affine distortions.
     #[arg(long)]
     pub no_distortions: bool,
+    /// Turn each episode's characters by a random multiple of 90° (both drawings of a character
+    /// alike): four times as many characters to learn from.
+    #[arg(long)]
+    #[serde(default)]
+    pub rotations: bool,
+    /// Start from these weights instead of a random network (a new run, warm-started).
+    #[arg(long)]
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     /// Seed for weights, sampling and distortions.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -189,7 +198,11 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
             (model.train(), RunState { options: options.clone(), ..state })
         }
         None => {
-            (config.init(&device), RunState { options: options.clone(), iteration: 0, history: Vec::new() })
+            let model = match &options.init {
+                Some(path) => weights::load(path, Some(&config), &device)?.1.train(),
+                None => config.init(&device),
+            };
+            (model, RunState { options: options.clone(), iteration: 0, history: Vec::new() })
         }
     };
 
@@ -232,6 +245,7 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
                     let images = sample_episode(
                         &background,
                         options.way,
+                        options.rotations,
                         &preprocessor,
                         distortion.as_ref(),
                         &mut rng,
@@ -303,9 +317,12 @@ fn render(
     image: &InkImage,
     preprocessor: &Preprocessor,
     distortion: Option<&DistortionConfig>,
+    quarter_turns: u8,
     rng: &mut StdRng,
 ) -> Vec<f32> {
-    let distortion = distortion.map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng));
+    let distortion = distortion
+        .map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng))
+        .after_quarter_turns(quarter_turns);
     // Omniglot images always have ink; a blank render would be a data-set defect worth a panic.
     preprocessor.render_distorted(image, &distortion).expect("Omniglot images are never blank")
 }
@@ -339,18 +356,20 @@ pub fn sample_pairs(
         let second = if same { first } else { characters[1] };
         let drawer = rng.random_range(0..first.drawings.len());
         let other = (drawer + rng.random_range(1..second.drawings.len())) % second.drawings.len();
-        batch.a.push(render(&first.drawings[drawer], preprocessor, distortion, rng));
-        batch.b.push(render(&second.drawings[other], preprocessor, distortion, rng));
+        batch.a.push(render(&first.drawings[drawer], preprocessor, distortion, 0, rng));
+        batch.b.push(render(&second.drawings[other], preprocessor, distortion, 0, rng));
         batch.labels.push(if same { 1.0 } else { 0.0 });
     }
     batch
 }
 
 /// One episode: `k` characters of one random alphabet, drawings `0..k` by one drawer each and
-/// drawings `k..2k` of the same characters by other drawers.
+/// drawings `k..2k` of the same characters by other drawers; with `rotations`, each character
+/// turned by its own random multiple of 90°.
 pub fn sample_episode(
     alphabets: &[&Alphabet],
     way: usize,
+    rotations: bool,
     preprocessor: &Preprocessor,
     distortion: Option<&DistortionConfig>,
     rng: &mut StdRng,
@@ -364,8 +383,9 @@ pub fn sample_episode(
         let drawers = character.drawings.len();
         let a = rng.random_range(0..drawers);
         let b = (a + rng.random_range(1..drawers)) % drawers;
-        first.push(render(&character.drawings[a], preprocessor, distortion, rng));
-        second.push(render(&character.drawings[b], preprocessor, distortion, rng));
+        let turns = if rotations { rng.random_range(0..4u8) } else { 0 };
+        first.push(render(&character.drawings[a], preprocessor, distortion, turns, rng));
+        second.push(render(&character.drawings[b], preprocessor, distortion, turns, rng));
     }
     first.extend(second);
     first

@@ -99,7 +99,7 @@ pub async fn to_bytes_async(model: &Siamese, config: &SiameseConfig) -> Result<V
     let mut values = Vec::with_capacity(tensors.0.len());
     for tensor in tensors.0 {
         let data = tensor.into_data_async().await.map_err(|e| WeightsError::Record(format!("{e:?}")))?;
-        values.push(data.into_vec::<f32>().map_err(|e| WeightsError::Record(format!("{e:?}")))?);
+        values.push(data.try_into_vec::<f32>().map_err(|e| WeightsError::Record(format!("{e:?}")))?);
     }
     let mut replace = ReplaceTensors { values: values.into_iter(), error: None };
     let copy = config.init(&Device::flex()).map(&mut replace);

@@ -54,6 +54,7 @@ async function openPage(webgpu) {
 
 /** Draws strokes (lists of [x, y] in 0..1) with the mouse, i.e. real pointer events. */
 async function draw(page, canvas, strokes) {
+  await canvas.scrollIntoViewIfNeeded();
   const box = await canvas.boundingBox();
   for (const stroke of strokes) {
     const [x0, y0] = stroke[0];
@@ -72,6 +73,7 @@ const cross = [[[0.5, 0.15], [0.5, 0.85]], [[0.15, 0.5], [0.85, 0.5]]];
 async function waitFor(page, predicate, arg) {
   await page.evaluate(() => window.oneshot.idle());
   await page.waitForFunction(predicate, arg, { timeout: 60_000 });
+  await page.evaluate(() => window.oneshot.idle());
 }
 
 async function drawSupportSetAndQuery(page) {
@@ -207,6 +209,109 @@ test('a support set exported as JSON imports back with the same scores', async (
     await waitFor(page, () => document.getElementById('model-message').textContent.includes('bad.json'));
     assert.match(await page.locator('#model-message').innerText(), /not a oneshot support set/);
     assert.equal(await page.evaluate(() => window.oneshot.slots.length), 5);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+/** Runs the page's fine-tuning with the given scope and steps; resolves to the run's state. */
+async function fineTune(page, scope, steps) {
+  await page.locator(`#tune-form input[value="${scope}"]`).check();
+  await page.locator('#tune-steps').fill(String(steps));
+  const runs = await page.evaluate(() => window.oneshot.tune.runs);
+  await page.locator('#tune-start').click();
+  await page.waitForFunction((n) => window.oneshot.tune.runs > n || window.oneshot.tune.error, runs, { timeout: 300_000 });
+  await page.evaluate(() => window.oneshot.idle());
+  return page.evaluate(() => ({ ...window.oneshot.tune }));
+}
+
+const scoresOf = (page) => page.evaluate(() => window.oneshot.lastScores.map((s) => s.score));
+const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
+
+for (const webgpu of [true, false]) {
+  const name = webgpu ? 'WebGPU (SwiftShader)' : 'CPU fallback';
+  test(`${name}: fine-tuning lowers the loss; its weights download and load back to the same scores`, async () => {
+    const { browser, page, problems } = await openPage(webgpu);
+    try {
+      // Watch the main thread while the network trains (in a worker): it must stay free.
+      await page.evaluate(() => {
+        const tasks = [];
+        new PerformanceObserver((list) => tasks.push(...list.getEntries())).observe({ type: 'longtask' });
+        window.longestTaskWhileTraining = () => {
+          const { startedAt, trainedAt } = window.oneshot.tune;
+          return Math.max(0, ...tasks.filter((t) => t.startTime >= startedAt && t.startTime < trainedAt).map((t) => t.duration));
+        };
+      });
+      await drawSupportSetAndQuery(page);
+      // A second drawing of the first character, through "+ drawing".
+      await page.locator('#slots .slot').first().getByRole('button', { name: '+ drawing' }).click();
+      await draw(page, page.locator('#slots .slot').first().locator('.extra canvas'), transform(circle, 0.7, 0.05, 0.03));
+      await waitFor(page, () => window.oneshot.slots[0].drawings[1].embedding !== null);
+      const shipped = await scoresOf(page);
+
+      // SwiftShader emulates the GPU on the CPU: a step takes seconds there, so fewer of them.
+      const [steps, window] = webgpu ? [10, 3] : [16, 5];
+      const run = await fineTune(page, 'whole', steps);
+      assert.equal(run.error, null);
+      assert.equal(run.losses.length, steps);
+      assert.ok(run.losses.every(Number.isFinite), `losses ${run.losses}`);
+      const [first, last] = [mean(run.losses.slice(0, window)), mean(run.losses.slice(-window))];
+      assert.ok(last < first, `loss did not go down: ${run.losses.map((l) => l.toFixed(3)).join(' ')}`);
+      assert.equal(run.backend.kind, webgpu ? 'webgpu' : 'cpu');
+      assert.match(await page.locator('#tune-status').innerText(), /Fine-tuned the whole network/);
+      assert.match(await page.locator('#model-message').innerText(), /fine-tuned/);
+      const tuned = await scoresOf(page);
+      assert.ok(tuned.some((s, i) => Math.abs(s - shipped[i]) > 1e-4), `scores did not change: ${tuned} vs ${shipped}`);
+
+      // Download the fine-tuned weights, go back to the shipped ones, then load the file.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#weights-download').click()]);
+      const file = join(work, `finetuned-${webgpu ? 'gpu' : 'cpu'}.osw`);
+      await download.saveAs(file);
+      assert.equal(readFileSync(file).subarray(0, 8).toString(), 'ONESHOTW');
+      await page.locator('#weights-reset').click();
+      await waitFor(page, () => document.getElementById('model-message').textContent.includes('shipped'));
+      (await scoresOf(page)).forEach((s, i) => assert.ok(Math.abs(s - shipped[i]) < 1e-6, `reset: ${s} vs ${shipped[i]}`));
+      await page.locator('#weights-file').setInputFiles(file);
+      await waitFor(page, (n) => document.getElementById('model-message').textContent.includes(n), 'finetuned');
+      (await scoresOf(page)).forEach((s, i) => assert.ok(Math.abs(s - tuned[i]) < 1e-6, `reloaded: ${s} vs ${tuned[i]}`));
+
+      const longest = await page.evaluate(() => window.longestTaskWhileTraining());
+      console.log(`# ${name}: whole network ${run.stepsPerSecond.toFixed(2)} steps/s; loss ${first.toFixed(3)} → ${last.toFixed(3)}; longest main-thread task ${longest.toFixed(0)} ms`);
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
+test('fine-tuning can be cancelled, trains the head alone, and needs two characters', async () => {
+  const { browser, page, problems } = await openPage(false);
+  try {
+    // One character only: a message, no run.
+    await draw(page, page.locator('#slots canvas').first(), circle);
+    await page.locator('#tune-start').click();
+    assert.match(await page.locator('#tune-status').innerText(), /at least two characters/);
+
+    await drawSupportSetAndQuery(page);
+    const shipped = await scoresOf(page);
+    await page.locator('#tune-steps').fill('500');
+    await page.locator('#tune-start').click();
+    await page.waitForFunction(() => window.oneshot.tune.losses.length >= 2 || window.oneshot.tune.error, null, { timeout: 60_000 }).catch(async (e) => {
+      throw new Error(`${e.message}; status: ${await page.locator('#tune-status').innerText()}`);
+    });
+    await page.locator('#tune-cancel').click();
+    assert.equal(await page.evaluate(() => window.oneshot.tune.running), false);
+    assert.match(await page.locator('#tune-status').innerText(), /Cancelled/);
+    assert.ok(await page.locator('#tune-start').isVisible());
+    await page.evaluate(() => window.oneshot.idle());
+    assert.deepEqual(await scoresOf(page), shipped);
+
+    const run = await fineTune(page, 'head', 8);
+    assert.equal(run.losses.length, 8);
+    assert.match(await page.locator('#tune-status').innerText(), /similarity head/);
+    const tuned = await scoresOf(page);
+    assert.ok(tuned.some((s, i) => Math.abs(s - shipped[i]) > 1e-5), 'the head changed');
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

@@ -26,6 +26,7 @@ const app = {
   lastVerify: null,
   lastError: null,
   weightsSource: 'the shipped weights',
+  loading: Promise.resolve(),
   tune: tuneState,
   busy: Promise.resolve(),
 };
@@ -149,8 +150,14 @@ function schedule(target, final, work) {
 
 /** Resolves once every drawing's result is on screen (for tests and measurements). */
 app.idle = async () => {
-  while (pending.size) await new Promise((r) => setTimeout(r, 20));
-  await app.busy;
+  for (;;) {
+    while (pending.size) await new Promise((r) => setTimeout(r, 20));
+    const [busy, loading] = [app.busy, app.loading];
+    await Promise.all([busy, loading]);
+    await new Promise((r) => setTimeout(r, 0));
+    // Work that finished may have queued more (a new network re-embeds, then re-scores).
+    if (busy === app.busy && loading === app.loading && !pending.size) return;
+  }
 };
 
 /** Embeds a pad's drawing (or forgets it when empty); returns the embedding or null. */
@@ -256,7 +263,12 @@ async function verifyPair() {
 // ---- the network ---------------------------------------------------------------------------
 
 /** Loads an engine (shipped weights, or bytes) and re-embeds every drawing with it. */
-async function useWeights(bytes, source) {
+function useWeights(bytes, source) {
+  app.loading = loadWeights(bytes, source);
+  return app.loading;
+}
+
+async function loadWeights(bytes, source) {
   const message = $('model-message');
   try {
     const { engine, backend } = await createEngine(bytes);

@@ -8,7 +8,7 @@ import { drawLossCurve } from './chart.js';
 const $ = (id) => document.getElementById(id);
 
 /** What the last run did, for the page's state (and the browser tests). */
-export const tuneState = { running: false, losses: [], stepsPerSecond: null, backend: null, error: null, runs: 0 };
+export const tuneState = { running: false, losses: [], stepsPerSecond: null, backend: null, error: null, runs: 0, startedAt: 0, trainedAt: 0 };
 
 export class FineTunePanel {
   /**
@@ -57,7 +57,7 @@ export class FineTunePanel {
     const { width, height } = images[0];
     const rgba = new Uint8Array(width * height * 4 * images.length);
     images.forEach((image, i) => rgba.set(image.data, i * width * height * 4));
-    Object.assign(tuneState, { running: true, losses: [], stepsPerSecond: null, backend: null, error: null, steps });
+    Object.assign(tuneState, { running: true, losses: [], stepsPerSecond: null, backend: null, error: null, steps, startedAt: performance.now(), trainedAt: Infinity });
     this.#running(true);
     this.progress.value = 0;
     this.#say(`Starting: ${images.length} drawings of ${classes} characters…`);
@@ -73,6 +73,7 @@ export class FineTunePanel {
       } else if (data.type === 'step') {
         this.#step(data, steps);
       } else if (data.type === 'done') {
+        tuneState.trainedAt = performance.now();
         this.#stop();
         const what = scope === 'head' ? 'similarity head' : 'whole network';
         const summary = `${what}, ${steps} steps, loss ${tuneState.losses[0].toFixed(3)} → ${tuneState.losses.at(-1).toFixed(3)}`;
