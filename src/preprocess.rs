@@ -484,7 +484,8 @@ mod tests {
         }
         let image = InkImage::from_luma(60, 60, &luma).unwrap();
         let p = Preprocessor::new(32);
-        let turned = |turns| p.render_distorted(&image, &Distortion::NONE.after_quarter_turns(turns)).unwrap();
+        let turned =
+            |turns| p.render_distorted(&image, &Distortion::NONE.after_quarter_turns(turns)).unwrap();
         let plain = turned(0);
         assert_eq!(plain, p.render(&image).unwrap());
         let (cx, cy) = ink_centroid(&plain, 32);
