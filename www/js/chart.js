@@ -36,7 +36,8 @@ export function drawLossCurve(canvas, losses, total) {
   context.textAlign = 'center';
   context.textBaseline = 'top';
   context.fillText(`step ${total}`, pad.left + plotWidth - 20 * ratio, pad.top + plotHeight + 4 * ratio);
-  context.fillText('loss', pad.left + 16 * ratio, pad.top + plotHeight + 4 * ratio);
+  context.textAlign = 'left';
+  context.fillText('loss of each step', pad.left + 6 * ratio, pad.top);
   if (losses.length === 0) return;
 
   context.strokeStyle = style.getPropertyValue('--accent').trim() || '#2563eb';
