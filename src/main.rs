@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 
+use oneshot::bench;
 use oneshot::data::{self, Archive, DataSet, Split, TaskSampler};
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
+use oneshot::model::Preset;
 use oneshot::preprocess::{InkImage, Preprocessor};
 use oneshot::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot::train::{TrainOptions, train};
@@ -31,6 +33,8 @@ enum Command {
     Eval(EvalOptions),
     /// Score query pictures against support pictures (PNG files, read as the page reads a canvas).
     Score(ScoreOptions),
+    /// Time embedding, a 20-way query and training steps on this machine (synthetic drawings).
+    Bench(BenchOptions),
     /// Redraw a run's validation plot from its state.json.
     Plot {
         /// The run's folder (train's --out).
@@ -39,6 +43,22 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct BenchOptions {
+    /// Architecture to time.
+    #[arg(long, value_enum, default_value = "web")]
+    preset: Preset,
+    /// Weights to load (timings do not depend on them; default: a freshly initialised network).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Timed repetitions of each inference measurement (after 3 warm-up runs).
+    #[arg(long, default_value_t = 100)]
+    repetitions: usize,
+    /// Timed training steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    train_steps: usize,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +118,7 @@ fn main() -> ExitCode {
         Command::Train(options) => run_train(&options, &data_dir),
         Command::Eval(options) => run_eval(&options, &data_dir),
         Command::Score(options) => run_score(&options),
+        Command::Bench(options) => run_bench(&options),
         Command::Plot { run, out } => run_plot(&run, out),
     };
     match result {
@@ -199,6 +220,25 @@ fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
     let values = scores.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     let rows: Vec<&[f32]> = values.chunks(supports.len()).collect();
     println!("{}", serde_json::json!({ "scores": rows }));
+    Ok(())
+}
+
+fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
+    let config = options.preset.config();
+    let device = Device::flex();
+    let model = match &options.weights {
+        Some(path) => weights::load(path, Some(&config), &device)?.1,
+        None => config.init(&device),
+    };
+    let mut rows = bench::inference(&model, &config, options.repetitions);
+    let (batch, episodes) = match options.preset {
+        Preset::Web => (32, true),
+        Preset::Koch => (16, false),
+    };
+    rows.extend(bench::training(&model, &config, batch, options.train_steps, episodes));
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("Burn flex (CPU), {cores} cores, release build\n");
+    print!("{}", bench::markdown(options.preset.name(), &rows));
     Ok(())
 }
 

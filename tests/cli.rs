@@ -162,3 +162,17 @@ fn bad_input_fails_with_a_message_and_writes_nothing() {
     );
     assert!(!out.exists(), "a failed run left {} behind", out.display());
 }
+
+#[test]
+fn bench_runs_once_and_prints_a_table() {
+    let out = oneshot(&["bench", "--weights", "weights/web.osw", "--repetitions", "1", "--train-steps", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| web |")).collect();
+    assert_eq!(rows.len(), 5, "{table}");
+    assert!(rows.iter().any(|r| r.contains("20-way query")), "{table}");
+    assert!(
+        rows.iter().filter(|r| r.contains("training step")).all(|r| !r.trim_end().ends_with("|  |")),
+        "{table}"
+    );
+}

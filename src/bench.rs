@@ -1,0 +1,219 @@
+//! Speed of the network on this machine (Burn's `flex` CPU backend): embedding a drawing, a
+//! 20-way query against cached support embeddings, and training throughput — the native half of
+//! the comparison with other stacks. Inputs are synthetic strokes, so no data set is needed.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::model::{Siamese, SiameseConfig};
+use crate::objective::{episode_loss, image_batch, pair_loss};
+use crate::preprocess::InkImage;
+use crate::recognize::{DEFAULT_VIEWS, Recognizer};
+
+/// Spread of repeated timings, in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// Median.
+    pub median: f64,
+    /// 10th percentile.
+    pub p10: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Repetitions timed (after warm-up).
+    pub repetitions: usize,
+}
+
+impl Timing {
+    /// Times `repetitions` calls of `work` after `warmup` untimed ones.
+    pub fn measure(warmup: usize, repetitions: usize, mut work: impl FnMut()) -> Timing {
+        for _ in 0..warmup {
+            work();
+        }
+        let mut times: Vec<f64> = (0..repetitions.max(1))
+            .map(|_| {
+                let started = Instant::now();
+                work();
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Timing { median: at(0.5), p10: at(0.1), p90: at(0.9), repetitions: times.len() }
+    }
+}
+
+/// One line of the report.
+#[derive(Clone, Debug)]
+pub struct BenchRow {
+    /// What was timed.
+    pub what: String,
+    /// How long it took.
+    pub timing: Timing,
+    /// Training pairs scored per second, for training rows.
+    pub pairs_per_second: Option<f64>,
+}
+
+/// A synthetic drawing: a few strokes from a seed, like a pad's 128×128 picture.
+pub fn synthetic_drawing(seed: u64) -> InkImage {
+    let size = 128;
+    let mut ink = vec![0u8; size * size];
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f32 / (1u64 << 31) as f32
+    };
+    for _ in 0..3 {
+        let (mut x, mut y) = (20.0 + next() * 88.0, 20.0 + next() * 88.0);
+        let (dx, dy) = (next() * 2.0 - 1.0, next() * 2.0 - 1.0);
+        for _ in 0..40 {
+            for oy in -2..=2 {
+                for ox in -2..=2 {
+                    let (px, py) = ((x as i64 + ox) as usize, (y as i64 + oy) as usize);
+                    if px < size && py < size {
+                        ink[py * size + px] = 255;
+                    }
+                }
+            }
+            (x, y) = ((x + dx).clamp(0.0, 127.0), (y + dy).clamp(0.0, 127.0));
+        }
+    }
+    InkImage::from_ink(size, size, ink).expect("a non-empty synthetic drawing")
+}
+
+/// Inference timings: one drawing embedded from one view and from the page's views, and a
+/// 20-way query (embed the query, score it against 20 cached supports, read the scores back).
+pub fn inference(model: &Siamese, config: &SiameseConfig, repetitions: usize) -> Vec<BenchRow> {
+    let device = Device::flex();
+    let drawings: Vec<InkImage> = (0..21).map(synthetic_drawing).collect();
+    let query = &drawings[20];
+    let mut rows = Vec::new();
+    for views in [1, DEFAULT_VIEWS] {
+        let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone()).with_views(views);
+        let timing = Timing::measure(3, repetitions, || {
+            let embedding = recognizer.embed(&[query]).expect("synthetic drawings have ink");
+            let _ = embedding.into_data();
+        });
+        rows.push(BenchRow {
+            what: format!("embed one drawing ({views} view{})", if views == 1 { "" } else { "s" }),
+            timing,
+            pairs_per_second: None,
+        });
+    }
+    let recognizer = Recognizer::new(model.clone(), config.clone(), device).with_views(DEFAULT_VIEWS);
+    let supports: Vec<&InkImage> = drawings[..20].iter().collect();
+    let cached = recognizer.embed(&supports).expect("synthetic drawings have ink");
+    let timing = Timing::measure(3, repetitions, || {
+        let embedding = recognizer.embed(&[query]).expect("synthetic drawings have ink");
+        let _ = recognizer.scores(embedding, cached.clone()).into_data();
+    });
+    rows.push(BenchRow {
+        what: format!("20-way query, cached supports ({DEFAULT_VIEWS} views)"),
+        timing,
+        pairs_per_second: None,
+    });
+    rows
+}
+
+/// Training throughput: Koch et al.'s pair objective with `batch` pairs per step, and for
+/// networks small enough the 20-way episode objective (400 scored pairs per step).
+pub fn training(
+    model: &Siamese,
+    config: &SiameseConfig,
+    batch: usize,
+    steps: usize,
+    episodes: bool,
+) -> Vec<BenchRow> {
+    let device = Device::flex().autodiff();
+    let size = config.input_size;
+    let images = |n: usize, offset: u64| -> Vec<Vec<f32>> {
+        let preprocessor = crate::preprocess::Preprocessor::new(size);
+        (0..n as u64).map(|i| preprocessor.render(&synthetic_drawing(offset + i)).expect("ink")).collect()
+    };
+    let mut rows = Vec::new();
+    let mut model = model.clone().fork(&device).train();
+    let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
+    let (a, b) = (images(batch, 0), images(batch, 1000));
+    let labels: Vec<f32> = (0..batch).map(|i| if i < batch / 2 { 1.0 } else { 0.0 }).collect();
+    let timing = Timing::measure(1, steps, || {
+        let loss = pair_loss(
+            &model,
+            image_batch(&a, size, &device),
+            image_batch(&b, size, &device),
+            Tensor::from_data(TensorData::new(labels.clone(), [batch]), &device),
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-5, model.clone(), grads);
+    });
+    let per_second = batch as f64 / (timing.median / 1e3);
+    rows.push(BenchRow {
+        what: format!("training step, {batch} pairs"),
+        timing,
+        pairs_per_second: Some(per_second),
+    });
+    if episodes {
+        let episode = images(40, 2000);
+        let timing = Timing::measure(1, steps, || {
+            let loss = episode_loss(&model, vec![image_batch(&episode, size, &device)]);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-5, model.clone(), grads);
+        });
+        let per_second = 400.0 / (timing.median / 1e3);
+        rows.push(BenchRow {
+            what: "training step, 20-way episode (400 scored pairs)".into(),
+            timing,
+            pairs_per_second: Some(per_second),
+        });
+    }
+    rows
+}
+
+/// The rows as a Markdown table.
+pub fn markdown(preset: &str, rows: &[BenchRow]) -> String {
+    let mut out = String::from(
+        "| preset | what | median | p10–p90 | repetitions | pairs/s |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        let t = &row.timing;
+        let pairs = row
+            .pairs_per_second
+            .map_or(String::new(), |p| if p < 10.0 { format!("{p:.1}") } else { format!("{p:.0}") });
+        out.push_str(&format!(
+            "| {preset} | {} | {:.2} ms | {:.2}–{:.2} ms | {} | {pairs} |\n",
+            row.what, t.median, t.p10, t.p90, t.repetitions
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+
+    #[test]
+    fn one_repetition_of_everything_runs() {
+        let config = Preset::Web.config();
+        let model = config.init(&Device::flex());
+        let mut rows = inference(&model, &config, 1);
+        rows.extend(training(&model, &config, 4, 1, true));
+        assert_eq!(rows.len(), 5);
+        assert!(rows.iter().all(|r| r.timing.median > 0.0 && r.timing.repetitions == 1));
+        assert!(rows[3].pairs_per_second.is_some_and(|p| p > 0.0));
+        let table = markdown("web", &rows);
+        assert_eq!(table.lines().count(), 2 + 5, "{table}");
+    }
+
+    #[test]
+    fn timings_are_ordered() {
+        let mut n = 0u64;
+        let t = Timing::measure(0, 20, || {
+            n += 1;
+            std::thread::sleep(std::time::Duration::from_micros(100 * (n % 5)));
+        });
+        assert!(t.p10 <= t.median && t.median <= t.p90);
+        assert_eq!(t.repetitions, 20);
+    }
+}
