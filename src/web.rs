@@ -167,11 +167,6 @@ impl FineTuning {
         loss.first().copied().ok_or_else(|| JsError::new("the step returned no loss"))
     }
 
-    /// Steps taken so far.
-    pub fn steps(&self) -> usize {
-        self.tuner.steps()
-    }
-
     /// The fine-tuned network as a weights file, read back without blocking.
     pub async fn weights(&self) -> Result<Vec<u8>, JsError> {
         weights::to_bytes_async(&self.tuner.model(), &self.config).await.map_err(js_error)

@@ -75,6 +75,7 @@ function addSlot(label = `#${app.slots.length + 1}`, drawings = [[]]) {
     root,
     name,
     extras,
+    more,
     drawings: [],
     /** The first drawing's pad. */
     get pad() {
@@ -115,14 +116,14 @@ function addDrawing(slot) {
       slot.drawings.splice(slot.drawings.indexOf(drawing), 1);
       host.remove();
       drawing.version++;
-      slot.root.querySelector('.more').disabled = false;
+      slot.more.disabled = false;
       refreshScores();
     });
     host.append(remove);
     slot.extras.append(host);
   }
   slot.drawings.push(drawing);
-  slot.root.querySelector('.more').disabled = slot.drawings.length >= MAX_DRAWINGS;
+  slot.more.disabled = slot.drawings.length >= MAX_DRAWINGS;
   return drawing;
 }
 
