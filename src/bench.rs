@@ -1,20 +1,23 @@
-//! Speed of the network on this machine (Burn's `flex` CPU backend): embedding a drawing, a
-//! 20-way query against cached support embeddings, and training throughput — the native half of
-//! the comparison with other stacks. Inputs are synthetic strokes, so no data set is needed.
+//! Speed of the network on this machine (Burn's `flex` CPU backend): preprocessing a drawing,
+//! embedding it, a 20-way query against cached support embeddings, and training throughput — the
+//! native half of the comparison with other stacks. Inputs are synthetic strokes, so no data set
+//! is needed, and the network-only rows time exactly the tensors that [`crate::export`] hands to
+//! the peers (ONNX Runtime, PyTorch).
 
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
 
-use crate::model::{Siamese, SiameseConfig};
+use crate::model::{Preset, Siamese, SiameseConfig};
 use crate::objective::{episode_loss, image_batch, pair_loss};
-use crate::preprocess::InkImage;
+use crate::preprocess::{InkImage, Preprocessor};
 use crate::recognize::{DEFAULT_VIEWS, Recognizer};
 
 /// Spread of repeated timings, in milliseconds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Timing {
     /// Median.
     pub median: f64,
@@ -46,14 +49,80 @@ impl Timing {
 }
 
 /// One line of the report.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct BenchRow {
+    /// Stable name of the measurement, shared with the peers' reports (`embed`, `query`, …).
+    pub key: &'static str,
     /// What was timed.
     pub what: String,
     /// How long it took.
     pub timing: Timing,
     /// Training pairs scored per second, for training rows.
     pub pairs_per_second: Option<f64>,
+}
+
+/// Pairs per training step of the pair objective: Koch et al.'s network is 100× heavier.
+pub fn training_batch(preset: Preset) -> usize {
+    match preset {
+        Preset::Web => 32,
+        Preset::Koch => 16,
+    }
+}
+
+/// The fixed inputs every stack is timed on: a query drawing and its views, 20 support drawings,
+/// a batch of training pairs and a 20-way episode, all from [`synthetic_drawing`].
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Side of the network's input.
+    pub size: usize,
+    /// The query drawing.
+    pub query: InkImage,
+    /// The query's [`DEFAULT_VIEWS`] preprocessed views (`size²` values each).
+    pub query_views: Vec<Vec<f32>>,
+    /// The 20 support drawings.
+    pub supports: Vec<InkImage>,
+    /// Left images of the training pairs.
+    pub pair_a: Vec<Vec<f32>>,
+    /// Right images of the training pairs.
+    pub pair_b: Vec<Vec<f32>>,
+    /// 1 for a same-character pair, 0 otherwise (the first half are 1).
+    pub labels: Vec<f32>,
+    /// A 20-way episode: image `i` and `20 + i` show the same character.
+    pub episode: Vec<Vec<f32>>,
+}
+
+impl Workload {
+    /// The workload for an architecture (its input size and training batch).
+    pub fn new(config: &SiameseConfig) -> Workload {
+        let size = config.input_size;
+        let preprocessor = Preprocessor::new(size);
+        let images = |n: usize, offset: u64| -> Vec<Vec<f32>> {
+            (0..n as u64).map(|i| preprocessor.render(&synthetic_drawing(offset + i)).expect("ink")).collect()
+        };
+        let query = synthetic_drawing(20);
+        let recognizer_views = crate::preprocess::Distortion::views(DEFAULT_VIEWS, size);
+        let query_views = recognizer_views
+            .iter()
+            .map(|view| preprocessor.render_distorted(&query, view).expect("ink"))
+            .collect();
+        let batch = training_batch(config.preset);
+        Workload {
+            size,
+            query,
+            query_views,
+            supports: (0..20).map(synthetic_drawing).collect(),
+            pair_a: images(batch, 0),
+            pair_b: images(batch, 1000),
+            labels: (0..batch).map(|i| if i < batch / 2 { 1.0 } else { 0.0 }).collect(),
+            episode: images(40, 2000),
+        }
+    }
+
+    /// The pair objective's loss on the workload's pairs.
+    pub fn pair_loss(&self, model: &Siamese, device: &Device) -> Tensor<1> {
+        let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
+        pair_loss(model, image_batch(&self.pair_a, self.size, device), image_batch(&self.pair_b, self.size, device), labels)
+    }
 }
 
 /// A synthetic drawing: a few strokes from a seed, like a pad's 128×128 picture.
@@ -83,85 +152,63 @@ pub fn synthetic_drawing(seed: u64) -> InkImage {
     InkImage::from_ink(size, size, ink).expect("a non-empty synthetic drawing")
 }
 
-/// Inference timings: one drawing embedded from one view and from the page's views, and a
-/// 20-way query (embed the query, score it against 20 cached supports, read the scores back).
-pub fn inference(model: &Siamese, config: &SiameseConfig, repetitions: usize) -> Vec<BenchRow> {
+/// Inference timings: preprocessing the query's views, embedding one preprocessed image, and a
+/// 20-way query (embed the query's views, average them, score against 20 cached support
+/// embeddings, read the scores back).
+pub fn inference(model: &Siamese, config: &SiameseConfig, workload: &Workload, repetitions: usize) -> Vec<BenchRow> {
     let device = Device::flex();
-    let drawings: Vec<InkImage> = (0..21).map(synthetic_drawing).collect();
-    let query = &drawings[20];
+    let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone()).with_views(DEFAULT_VIEWS);
+    let row = |key, what: String, timing| BenchRow { key, what, timing, pairs_per_second: None };
     let mut rows = Vec::new();
-    for views in [1, DEFAULT_VIEWS] {
-        let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone()).with_views(views);
-        let timing = Timing::measure(3, repetitions, || {
-            let embedding = recognizer.embed(&[query]).expect("synthetic drawings have ink");
-            let _ = embedding.into_data();
-        });
-        rows.push(BenchRow {
-            what: format!("embed one drawing ({views} view{})", if views == 1 { "" } else { "s" }),
-            timing,
-            pairs_per_second: None,
-        });
-    }
-    let recognizer = Recognizer::new(model.clone(), config.clone(), device).with_views(DEFAULT_VIEWS);
-    let supports: Vec<&InkImage> = drawings[..20].iter().collect();
+    let timing = Timing::measure(3, repetitions, || {
+        let _ = recognizer.render_views(&workload.query).expect("synthetic drawings have ink");
+    });
+    rows.push(row("preprocess", format!("preprocess one drawing ({DEFAULT_VIEWS} views)"), timing));
+    let single = &workload.query_views[..1];
+    let timing = Timing::measure(3, repetitions, || {
+        let _ = recognizer.model().embed(image_batch(single, workload.size, &device)).into_data();
+    });
+    rows.push(row("embed", "embed one image".into(), timing));
+    let supports: Vec<&InkImage> = workload.supports.iter().collect();
     let cached = recognizer.embed(&supports).expect("synthetic drawings have ink");
     let timing = Timing::measure(3, repetitions, || {
-        let embedding = recognizer.embed(&[query]).expect("synthetic drawings have ink");
-        let _ = recognizer.scores(embedding, cached.clone()).into_data();
+        let query = recognizer.embed_views(&workload.query_views);
+        let _ = recognizer.scores(query, cached.clone()).into_data();
     });
-    rows.push(BenchRow {
-        what: format!("20-way query, cached supports ({DEFAULT_VIEWS} views)"),
-        timing,
-        pairs_per_second: None,
-    });
+    rows.push(row("query", format!("20-way query ({DEFAULT_VIEWS} views, cached supports)"), timing));
     rows
 }
 
-/// Training throughput: Koch et al.'s pair objective with `batch` pairs per step, and for
-/// networks small enough the 20-way episode objective (400 scored pairs per step).
-pub fn training(
-    model: &Siamese,
-    config: &SiameseConfig,
-    batch: usize,
-    steps: usize,
-    episodes: bool,
-) -> Vec<BenchRow> {
+/// Training throughput: Koch et al.'s pair objective on the workload's pairs, and for networks
+/// small enough the 20-way episode objective (400 scored pairs per step). Adam, as in training.
+pub fn training(model: &Siamese, workload: &Workload, steps: usize, episodes: bool) -> Vec<BenchRow> {
     let device = Device::flex().autodiff();
-    let size = config.input_size;
-    let images = |n: usize, offset: u64| -> Vec<Vec<f32>> {
-        let preprocessor = crate::preprocess::Preprocessor::new(size);
-        (0..n as u64).map(|i| preprocessor.render(&synthetic_drawing(offset + i)).expect("ink")).collect()
-    };
+    let size = workload.size;
+    let batch = workload.labels.len();
     let mut rows = Vec::new();
     let mut model = model.clone().fork(&device).train();
     let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
-    let (a, b) = (images(batch, 0), images(batch, 1000));
-    let labels: Vec<f32> = (0..batch).map(|i| if i < batch / 2 { 1.0 } else { 0.0 }).collect();
     let timing = Timing::measure(1, steps, || {
-        let loss = pair_loss(
-            &model,
-            image_batch(&a, size, &device),
-            image_batch(&b, size, &device),
-            Tensor::from_data(TensorData::new(labels.clone(), [batch]), &device),
-        );
+        let loss = workload.pair_loss(&model, &device);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(1e-5, model.clone(), grads);
     });
     let per_second = batch as f64 / (timing.median / 1e3);
     rows.push(BenchRow {
+        key: "train",
         what: format!("training step, {batch} pairs"),
         timing,
         pairs_per_second: Some(per_second),
     });
     if episodes {
-        let episode = images(40, 2000);
         let timing = Timing::measure(1, steps, || {
-            let loss = episode_loss(&model, vec![image_batch(&episode, size, &device)]);
+            let loss = episode_loss(&model, vec![image_batch(&workload.episode, size, &device)]);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(1e-5, model.clone(), grads);
         });
         let per_second = 400.0 / (timing.median / 1e3);
         rows.push(BenchRow {
+            key: "train_episode",
             what: "training step, 20-way episode (400 scored pairs)".into(),
             timing,
             pairs_per_second: Some(per_second),
@@ -191,14 +238,15 @@ pub fn markdown(preset: &str, rows: &[BenchRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Preset;
 
     #[test]
     fn one_repetition_of_everything_runs() {
         let config = Preset::Web.config();
         let model = config.init(&Device::flex());
-        let mut rows = inference(&model, &config, 1);
-        rows.extend(training(&model, &config, 4, 1, true));
+        let workload = Workload::new(&config);
+        assert_eq!((workload.query_views.len(), workload.pair_a.len()), (DEFAULT_VIEWS, 32));
+        let mut rows = inference(&model, &config, &workload, 1);
+        rows.extend(training(&model, &workload, 1, true));
         assert_eq!(rows.len(), 5);
         assert!(rows.iter().all(|r| r.timing.median > 0.0 && r.timing.repetitions == 1));
         assert!(rows[3].pairs_per_second.is_some_and(|p| p > 0.0));

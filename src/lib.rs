@@ -4,7 +4,8 @@
 //! The modules follow the pipeline:
 //! [`preprocess`] (any picture → network input) → [`data`] (Omniglot, Lake's runs, splits; native)
 //! → [`model`] (the twin and head) → [`objective`] (losses) → [`train`] / [`eval`] (native)
-//! → [`weights`] (files) → [`recognize`] (embedding and scoring) → `web` (the page's wasm glue).
+//! → [`weights`] (files) → [`recognize`] (embedding and scoring) → `web` (the page's wasm glue);
+//! [`bench`] and [`export`] (native) measure it against other stacks.
 
 pub mod finetune;
 pub mod model;
@@ -19,6 +20,8 @@ pub mod bench;
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod export;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]

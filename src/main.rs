@@ -35,6 +35,8 @@ enum Command {
     Score(ScoreOptions),
     /// Time embedding, a 20-way query and training steps on this machine (synthetic drawings).
     Bench(BenchOptions),
+    /// Write a network's tensors and reference outputs for other stacks (bench/peers.py).
+    Export(ExportOptions),
     /// Redraw a run's validation plot from its state.json.
     Plot {
         /// The run's folder (train's --out).
@@ -59,6 +61,25 @@ struct BenchOptions {
     /// Timed training steps (after one warm-up step).
     #[arg(long, default_value_t = 5)]
     train_steps: usize,
+    /// Print the rows as JSON instead of a Markdown table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ExportOptions {
+    /// Architecture to export.
+    #[arg(long, value_enum, default_value = "web")]
+    preset: Preset,
+    /// Weights to export (default: a freshly initialised network, from --seed).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Seed of the fresh network when no weights are given.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Folder to write weights.safetensors, reference.safetensors and model.osw into.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -119,6 +140,7 @@ fn main() -> ExitCode {
         Command::Eval(options) => run_eval(&options, &data_dir),
         Command::Score(options) => run_score(&options),
         Command::Bench(options) => run_bench(&options),
+        Command::Export(options) => run_export(&options),
         Command::Plot { run, out } => run_plot(&run, out),
     };
     match result {
@@ -230,15 +252,35 @@ fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
         Some(path) => weights::load(path, Some(&config), &device)?.1,
         None => config.init(&device),
     };
-    let mut rows = bench::inference(&model, &config, options.repetitions);
-    let (batch, episodes) = match options.preset {
-        Preset::Web => (32, true),
-        Preset::Koch => (16, false),
-    };
-    rows.extend(bench::training(&model, &config, batch, options.train_steps, episodes));
+    let workload = bench::Workload::new(&config);
+    let mut rows = bench::inference(&model, &config, &workload, options.repetitions);
+    let episodes = options.preset == Preset::Web;
+    rows.extend(bench::training(&model, &workload, options.train_steps, episodes));
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("Burn flex (CPU), {cores} cores, release build\n");
-    print!("{}", bench::markdown(options.preset.name(), &rows));
+    if options.json {
+        let report = serde_json::json!({
+            "stack": "Burn flex (CPU)", "preset": options.preset.name(), "cores": cores, "rows": rows,
+        });
+        println!("{report}");
+    } else {
+        println!("Burn flex (CPU), {cores} cores, release build\n");
+        print!("{}", bench::markdown(options.preset.name(), &rows));
+    }
+    Ok(())
+}
+
+fn run_export(options: &ExportOptions) -> Result<(), AnyError> {
+    let config = options.preset.config();
+    let device = Device::flex();
+    let model = match &options.weights {
+        Some(path) => weights::load(path, Some(&config), &device)?.1,
+        None => {
+            device.seed(options.seed);
+            config.init(&device)
+        }
+    };
+    oneshot::export::export(&options.out, &model, &config)?;
+    println!("wrote {}", options.out.display());
     Ok(())
 }
 

@@ -66,19 +66,29 @@ impl Recognizer {
 
     /// Embeds pictures: `[n, embedding]`.
     pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
-        let views = self.views.len();
-        let mut inputs = Vec::with_capacity(images.len() * views);
+        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
         for image in images {
-            for view in &self.views {
-                inputs.push(self.preprocessor.render_distorted(image, view)?);
-            }
+            inputs.extend(self.render_views(image)?);
         }
-        let embeddings = self.embed_preprocessed(&inputs);
+        Ok(self.embed_views(&inputs))
+    }
+
+    /// What the network sees of a picture: one preprocessed input (`size²` values) per view.
+    pub fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, PreprocessError> {
+        self.views.iter().map(|view| self.preprocessor.render_distorted(image, view)).collect()
+    }
+
+    /// Embeds pictures given as their [`render_views`](Self::render_views), concatenated
+    /// (`views()` inputs per picture): `[n, embedding]`, each the mean over its views.
+    pub fn embed_views(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
+        let views = self.views.len();
+        let pictures = inputs.len() / views;
+        let embeddings = self.embed_preprocessed(inputs);
         if views == 1 {
-            return Ok(embeddings);
+            return embeddings;
         }
         let [_, width] = embeddings.dims();
-        Ok(embeddings.reshape([images.len(), views, width]).mean_dim(1).reshape([images.len(), width]))
+        embeddings.reshape([pictures, views, width]).mean_dim(1).reshape([pictures, width])
     }
 
     /// Embeds already preprocessed inputs (`size²` values each).

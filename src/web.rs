@@ -139,16 +139,50 @@ impl Engine {
     /// (concatenated).
     pub async fn scores(&self, query: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let width = query.len();
+        let query = Tensor::<2>::from_data(TensorData::new(query, [1, width]), self.recognizer.device());
+        read(self.recognizer.scores(query, self.supports(supports, width)?)).await
+    }
+
+    /// Embeddings of already preprocessed images (`inputSize²` values each, concatenated), one
+    /// per image: the twin alone, as the benchmark page times it against other stacks.
+    #[wasm_bindgen(js_name = embedImages)]
+    pub async fn embed_images(&self, images: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let size = self.recognizer.config().input_size;
+        let pixels = size * size;
+        if images.is_empty() || images.len() % pixels != 0 {
+            return Err(JsError::new(&format!("images must be {size}×{size} values each")));
+        }
+        let batch = Tensor::from_data(TensorData::new(images.clone(), [images.len() / pixels, 1, size, size]), self.recognizer.device());
+        read(self.recognizer.model().embed(batch)).await
+    }
+
+    /// A whole query in one call and one readback: the mean embedding of a drawing's
+    /// preprocessed views (`views()` images of `inputSize²` values) against `n` support
+    /// embeddings (concatenated).
+    #[wasm_bindgen(js_name = queryViews)]
+    pub async fn query_views(&self, views: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let size = self.recognizer.config().input_size;
+        if views.len() != self.recognizer.views() * size * size {
+            return Err(JsError::new(&format!("expected {} views of {size}×{size} values", self.recognizer.views())));
+        }
+        let inputs: Vec<Vec<f32>> = views.chunks(size * size).map(<[f32]>::to_vec).collect();
+        let query = self.recognizer.embed_views(&inputs);
+        let width = query.dims()[1];
+        read(self.recognizer.scores(query, self.supports(supports, width)?)).await
+    }
+
+    /// Views the recognizer embeds each drawing from.
+    pub fn views(&self) -> usize {
+        self.recognizer.views()
+    }
+
+    /// Support embeddings as a `[n, width]` tensor, checking their length.
+    fn supports(&self, supports: Vec<f32>, width: usize) -> Result<Tensor<2>, JsError> {
         if width == 0 || supports.is_empty() || supports.len() % width != 0 {
             return Err(JsError::new("support embeddings do not match the query embedding's width"));
         }
-        let device = self.recognizer.device();
-        let query = Tensor::<2>::from_data(TensorData::new(query, [1, width]), device);
-        let supports = Tensor::<2>::from_data(
-            TensorData::new(supports.clone(), [supports.len() / width, width]),
-            device,
-        );
-        read(self.recognizer.scores(query, supports)).await
+        let rows = supports.len() / width;
+        Ok(Tensor::from_data(TensorData::new(supports, [rows, width]), self.recognizer.device()))
     }
 }
 
