@@ -111,7 +111,7 @@ for (const [name, peerBytes] of [['onnxruntime-web (wasm)', downloads.ortWasm], 
 
 let chromiumVersion = '';
 try {
-  chromiumVersion = execFileSync(executablePath, ['--version'], { encoding: 'utf8' }).trim();
+  chromiumVersion = execFileSync(executablePath, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 } catch {}
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; ${chromiumVersion}`;
 const date = new Date().toISOString().slice(0, 10);

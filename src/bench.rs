@@ -166,7 +166,7 @@ pub fn inference(model: &Siamese, config: &SiameseConfig, workload: &Workload, r
     rows.push(row("preprocess", format!("preprocess one drawing ({DEFAULT_VIEWS} views)"), timing));
     let single = &workload.query_views[..1];
     let timing = Timing::measure(3, repetitions, || {
-        let _ = recognizer.model().embed(image_batch(single, workload.size, &device)).into_data();
+        let _ = recognizer.embed_preprocessed(single).into_data();
     });
     rows.push(row("embed", "embed one image".into(), timing));
     let supports: Vec<&InkImage> = workload.supports.iter().collect();

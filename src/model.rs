@@ -202,11 +202,30 @@ impl ConvStage {
             Some(norm) => norm.forward(x),
             None => x,
         };
-        let x = relu(x);
-        match &self.pool {
+        // Max-pooling before the ReLU gives the same result (both are monotone) on a quarter
+        // of the values.
+        let x = match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,
-        }
+        };
+        relu(x)
+    }
+
+    /// The same function without the batch norm, which in inference mode is a fixed affine map
+    /// per channel: `γ (x − μ) / √(σ² + ε) + β`, folded into the convolution's weights and bias.
+    fn fold_norm(mut self) -> Self {
+        let Some(norm) = self.norm.take() else { return self };
+        let scale = norm.gamma.val() / norm.running_var.value().add_scalar(norm.epsilon).sqrt();
+        let shift = norm.beta.val() - norm.running_mean.value() * scale.clone();
+        let channels = scale.dims()[0];
+        let weight = self.conv.weight.val() * scale.clone().reshape([channels, 1, 1, 1]);
+        let bias = match &self.conv.bias {
+            Some(bias) => bias.val() * scale + shift,
+            None => shift,
+        };
+        self.conv.weight = Param::from_tensor(weight);
+        self.conv.bias = Some(Param::from_tensor(bias));
+        self
     }
 }
 
@@ -251,6 +270,15 @@ impl Siamese {
     /// Probabilities that each query shows the same character as each support: `[q, s]`.
     pub fn cross_scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
         sigmoid(self.cross_logits(queries, supports))
+    }
+
+    /// The network for inference only, with every batch norm folded into its convolution
+    /// (fewer passes over the feature maps; same outputs to rounding). Do not train or save it:
+    /// its architecture no longer matches its config.
+    pub fn folded(&self) -> Self {
+        let mut model = self.valid();
+        model.twin.stages = model.twin.stages.into_iter().map(ConvStage::fold_norm).collect();
+        model
     }
 
     /// Freezes the whole twin, so only the head trains.
@@ -319,6 +347,25 @@ mod tests {
         ];
         let got = pairs.into_data().try_to_vec::<f32>().unwrap();
         assert!((got[0] - expected[0]).abs() < 1e-5 && (got[1] - expected[1]).abs() < 1e-5);
+    }
+
+    #[test]
+    fn folding_the_batch_norms_keeps_the_outputs() {
+        let device = device();
+        let config = Preset::Web.config();
+        // Train-mode passes move the running statistics away from 0 and 1, so folding has work to do.
+        let model = config.init(&device.clone().autodiff()).train();
+        for _ in 0..3 {
+            let _ = model.embed(Tensor::random([8, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device.clone().autodiff()));
+        }
+        let model = model.valid();
+        let images = Tensor::<4>::random([4, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let folded = model.folded();
+        assert!(folded.twin.stages.iter().all(|stage| stage.norm.is_none()));
+        folded
+            .embed(images.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&model.embed(images).into_data(), Tolerance::absolute(1e-5));
     }
 
     #[test]

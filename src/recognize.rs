@@ -19,6 +19,8 @@ const EMBED_CHUNK: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Recognizer {
     model: Siamese,
+    /// The same network with its batch norms folded away: what inference runs.
+    folded: Siamese,
     config: SiameseConfig,
     preprocessor: Preprocessor,
     views: Vec<Distortion>,
@@ -29,7 +31,9 @@ impl Recognizer {
     /// Wraps a network (switched to inference mode) built from `config`.
     pub fn new(model: Siamese, config: SiameseConfig, device: Device) -> Self {
         let preprocessor = Preprocessor::new(config.input_size);
-        Self { model: model.valid(), config, preprocessor, views: vec![Distortion::NONE], device }
+        let model = model.valid();
+        let folded = model.folded();
+        Self { model, folded, config, preprocessor, views: vec![Distortion::NONE], device }
     }
 
     /// Embeds every picture as the mean embedding of `n` fixed views (test-time augmentation,
@@ -39,7 +43,7 @@ impl Recognizer {
         self
     }
 
-    /// The network (in inference mode).
+    /// The network (in inference mode), as loaded: to fine-tune or save.
     pub fn model(&self) -> &Siamese {
         &self.model
     }
@@ -91,17 +95,17 @@ impl Recognizer {
         embeddings.reshape([pictures, views, width]).mean_dim(1).reshape([pictures, width])
     }
 
-    /// Embeds already preprocessed inputs (`size²` values each).
-    fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
+    /// Embeds already preprocessed inputs (`size²` values each), one embedding per input.
+    pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
         let chunks: Vec<Tensor<2>> = inputs
             .chunks(EMBED_CHUNK)
-            .map(|chunk| self.model.embed(image_batch(chunk, self.preprocessor.size(), &self.device)))
+            .map(|chunk| self.folded.embed(image_batch(chunk, self.preprocessor.size(), &self.device)))
             .collect();
         Tensor::cat(chunks, 0)
     }
 
     /// Same-character probabilities of every query against every support: `[q, s]`.
     pub fn scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
-        self.model.cross_scores(queries, supports)
+        self.folded.cross_scores(queries, supports)
     }
 }

@@ -152,8 +152,8 @@ impl Engine {
         if images.is_empty() || images.len() % pixels != 0 {
             return Err(JsError::new(&format!("images must be {size}×{size} values each")));
         }
-        let batch = Tensor::from_data(TensorData::new(images.clone(), [images.len() / pixels, 1, size, size]), self.recognizer.device());
-        read(self.recognizer.model().embed(batch)).await
+        let inputs: Vec<Vec<f32>> = images.chunks(pixels).map(<[f32]>::to_vec).collect();
+        read(self.recognizer.embed_preprocessed(&inputs)).await
     }
 
     /// A whole query in one call and one readback: the mean embedding of a drawing's
