@@ -121,7 +121,12 @@ impl Workload {
     /// The pair objective's loss on the workload's pairs.
     pub fn pair_loss(&self, model: &Siamese, device: &Device) -> Tensor<1> {
         let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
-        pair_loss(model, image_batch(&self.pair_a, self.size, device), image_batch(&self.pair_b, self.size, device), labels)
+        pair_loss(
+            model,
+            image_batch(&self.pair_a, self.size, device),
+            image_batch(&self.pair_b, self.size, device),
+            labels,
+        )
     }
 }
 
@@ -155,7 +160,12 @@ pub fn synthetic_drawing(seed: u64) -> InkImage {
 /// Inference timings: preprocessing the query's views, embedding one preprocessed image, and a
 /// 20-way query (embed the query's views, average them, score against 20 cached support
 /// embeddings, read the scores back).
-pub fn inference(model: &Siamese, config: &SiameseConfig, workload: &Workload, repetitions: usize) -> Vec<BenchRow> {
+pub fn inference(
+    model: &Siamese,
+    config: &SiameseConfig,
+    workload: &Workload,
+    repetitions: usize,
+) -> Vec<BenchRow> {
     let device = Device::flex();
     let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone()).with_views(DEFAULT_VIEWS);
     let row = |key, what: String, timing| BenchRow { key, what, timing, pairs_per_second: None };

@@ -70,7 +70,8 @@ pub struct NamedTensor {
 impl NamedTensor {
     fn from_tensor<const D: usize>(name: impl Into<String>, tensor: Tensor<D>) -> Result<Self, ExportError> {
         let shape = tensor.dims().to_vec();
-        let values = tensor.into_data().try_into_vec::<f32>().map_err(|e| ExportError::Readback(format!("{e:?}")))?;
+        let values =
+            tensor.into_data().try_into_vec::<f32>().map_err(|e| ExportError::Readback(format!("{e:?}")))?;
         Ok(NamedTensor { name: name.into(), shape, values })
     }
 
@@ -126,7 +127,11 @@ impl ModuleVisitor for PathVisitor {
 /// - `pair_a`, `pair_b` `[B, 1, s, s]`, `labels` `[B]` → `losses` `[2]`: the pair objective in
 ///   training mode (batch statistics) before and after one Adam step at
 ///   [`REFERENCE_LEARNING_RATE`] (β = 0.9, 0.999, ε = 1e-5).
-pub fn reference(model: &Siamese, config: &SiameseConfig, workload: &Workload) -> Result<Vec<NamedTensor>, ExportError> {
+pub fn reference(
+    model: &Siamese,
+    config: &SiameseConfig,
+    workload: &Workload,
+) -> Result<Vec<NamedTensor>, ExportError> {
     let device = Device::flex();
     let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone()).with_views(DEFAULT_VIEWS);
     let size = workload.size;
@@ -153,7 +158,11 @@ pub fn reference(model: &Siamese, config: &SiameseConfig, workload: &Workload) -
         NamedTensor::from_tensor("scores", scores)?,
         NamedTensor::from_images("pair_a", &workload.pair_a, size),
         NamedTensor::from_images("pair_b", &workload.pair_b, size),
-        NamedTensor { name: "labels".into(), shape: vec![workload.labels.len()], values: workload.labels.clone() },
+        NamedTensor {
+            name: "labels".into(),
+            shape: vec![workload.labels.len()],
+            values: workload.labels.clone(),
+        },
         NamedTensor::from_tensor("losses", losses)?,
     ])
 }
@@ -170,10 +179,16 @@ pub fn write_safetensors(
     let views = tensors
         .iter()
         .zip(&bytes)
-        .map(|(t, b)| Ok((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(|e| failed(e.to_string()))?)))
+        .map(|(t, b)| {
+            Ok((
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(|e| failed(e.to_string()))?,
+            ))
+        })
         .collect::<Result<Vec<_>, ExportError>>()?;
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| failed(e.to_string()))?;
-    crate::write_atomically(path, &bytes).map_err(|source| ExportError::Io { path: path.to_path_buf(), source })
+    crate::write_atomically(path, &bytes)
+        .map_err(|source| ExportError::Io { path: path.to_path_buf(), source })
 }
 
 /// Writes [`WEIGHTS_FILE`] (metadata `config`: the architecture as JSON), [`REFERENCE_FILE`]
@@ -199,7 +214,11 @@ mod tests {
         let device = Device::flex();
         let model = Preset::Web.config().init(&device);
         let tensors = named_tensors(&model).unwrap();
-        let find = |name: &str| tensors.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} in {:?}", tensors.iter().map(|t| &t.name).collect::<Vec<_>>()));
+        let find = |name: &str| {
+            tensors.iter().find(|t| t.name == name).unwrap_or_else(|| {
+                panic!("{name} in {:?}", tensors.iter().map(|t| &t.name).collect::<Vec<_>>())
+            })
+        };
         assert_eq!(find("twin.stages.0.conv.weight").shape, [64, 1, 3, 3]);
         assert_eq!(find("twin.embed.weight").shape, [128 * 2 * 2, 256]);
         assert_eq!(find("twin.stages.3.norm.running_var").values, vec![1.0; 128]);

@@ -356,7 +356,11 @@ mod tests {
         // Train-mode passes move the running statistics away from 0 and 1, so folding has work to do.
         let model = config.init(&device.clone().autodiff()).train();
         for _ in 0..3 {
-            let _ = model.embed(Tensor::random([8, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device.clone().autodiff()));
+            let _ = model.embed(Tensor::random(
+                [8, 1, 32, 32],
+                Distribution::Uniform(0.0, 1.0),
+                &device.clone().autodiff(),
+            ));
         }
         let model = model.valid();
         let images = Tensor::<4>::random([4, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);

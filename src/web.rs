@@ -163,7 +163,10 @@ impl Engine {
     pub async fn query_views(&self, views: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let size = self.recognizer.config().input_size;
         if views.len() != self.recognizer.views() * size * size {
-            return Err(JsError::new(&format!("expected {} views of {size}×{size} values", self.recognizer.views())));
+            return Err(JsError::new(&format!(
+                "expected {} views of {size}×{size} values",
+                self.recognizer.views()
+            )));
         }
         let inputs: Vec<Vec<f32>> = views.chunks(size * size).map(<[f32]>::to_vec).collect();
         let query = self.recognizer.embed_views(&inputs);
