@@ -70,7 +70,8 @@ const bytes = (files) => {
   return { raw, gz };
 };
 const downloads = {
-  ours: bytes(['pkg/oneshot_bg.wasm', 'pkg/oneshot.js', `${data}/model.osw`]),
+  // The shipped weights are embedded in our wasm (the page downloads nothing else).
+  ours: bytes(['pkg/oneshot_bg.wasm', 'pkg/oneshot.js']),
   ortWasm: bytes(['ort/ort.wasm.min.mjs', 'ort/ort-wasm-simd-threaded.mjs', 'ort/ort-wasm-simd-threaded.wasm', `${data}/query.onnx`]),
   ortGpu: bytes(['ort/ort.webgpu.min.mjs', 'ort/ort-wasm-simd-threaded.asyncify.mjs', 'ort/ort-wasm-simd-threaded.asyncify.wasm', `${data}/query.onnx`]),
 };
