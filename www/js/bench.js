@@ -15,7 +15,11 @@ const status = document.getElementById('bench-status');
 
 /** Tensors of a safetensors file (f32 only): { name: { shape, values: Float32Array } }. */
 async function readSafetensors(url) {
-  const bytes = await (await fetch(url)).arrayBuffer();
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`no benchmark data at ${url.pathname} (HTTP ${response.status}): scripts/bench-compare exports the network and its reference outputs there`);
+  }
+  const bytes = await response.arrayBuffer();
   const headerLength = Number(new DataView(bytes).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(bytes, 8, headerLength)));
   const tensors = {};
