@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use oneshot::bench;
 use oneshot::data::{self, Archive, DataSet, Split, TaskSampler};
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
-use oneshot::model::Preset;
+use oneshot::model::{Preset, Siamese, SiameseConfig};
 use oneshot::preprocess::{InkImage, Preprocessor};
 use oneshot::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot::train::{TrainOptions, train};
@@ -35,7 +35,7 @@ enum Command {
     Score(ScoreOptions),
     /// Time embedding, a 20-way query and training steps on this machine (synthetic drawings).
     Bench(BenchOptions),
-    /// Write a network's tensors and reference outputs for other stacks (bench/peers.py).
+    /// Write a network's tensors and reference outputs for other stacks (scripts/peers/).
     Export(ExportOptions),
     /// Redraw a run's validation plot from its state.json.
     Plot {
@@ -245,13 +245,24 @@ fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
     Ok(())
 }
 
+/// The network of `config` on the CPU: from a weights file, or freshly initialised (from `seed`
+/// when given).
+fn network(config: &SiameseConfig, weights: Option<&Path>, seed: Option<u64>) -> Result<Siamese, AnyError> {
+    let device = Device::flex();
+    Ok(match weights {
+        Some(path) => weights::load(path, Some(config), &device)?.1,
+        None => {
+            if let Some(seed) = seed {
+                device.seed(seed);
+            }
+            config.init(&device)
+        }
+    })
+}
+
 fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
     let config = options.preset.config();
-    let device = Device::flex();
-    let model = match &options.weights {
-        Some(path) => weights::load(path, Some(&config), &device)?.1,
-        None => config.init(&device),
-    };
+    let model = network(&config, options.weights.as_deref(), None)?;
     let workload = bench::Workload::new(&config);
     let mut rows = bench::inference(&model, &config, &workload, options.repetitions);
     let episodes = options.preset == Preset::Web;
@@ -271,14 +282,7 @@ fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
 
 fn run_export(options: &ExportOptions) -> Result<(), AnyError> {
     let config = options.preset.config();
-    let device = Device::flex();
-    let model = match &options.weights {
-        Some(path) => weights::load(path, Some(&config), &device)?.1,
-        None => {
-            device.seed(options.seed);
-            config.init(&device)
-        }
-    };
+    let model = network(&config, options.weights.as_deref(), Some(options.seed))?;
     oneshot::export::export(&options.out, &model, &config)?;
     println!("wrote {}", options.out.display());
     Ok(())

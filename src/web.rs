@@ -147,13 +147,7 @@ impl Engine {
     /// per image: the twin alone, as the benchmark page times it against other stacks.
     #[wasm_bindgen(js_name = embedImages)]
     pub async fn embed_images(&self, images: Vec<f32>) -> Result<Vec<f32>, JsError> {
-        let size = self.recognizer.config().input_size;
-        let pixels = size * size;
-        if images.is_empty() || images.len() % pixels != 0 {
-            return Err(JsError::new(&format!("images must be {size}×{size} values each")));
-        }
-        let inputs: Vec<Vec<f32>> = images.chunks(pixels).map(<[f32]>::to_vec).collect();
-        read(self.recognizer.embed_preprocessed(&inputs)).await
+        read(self.recognizer.embed_preprocessed(&self.split_images(&images)?)).await
     }
 
     /// A whole query in one call and one readback: the mean embedding of a drawing's
@@ -161,14 +155,14 @@ impl Engine {
     /// embeddings (concatenated).
     #[wasm_bindgen(js_name = queryViews)]
     pub async fn query_views(&self, views: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
-        let size = self.recognizer.config().input_size;
-        if views.len() != self.recognizer.views() * size * size {
+        let inputs = self.split_images(&views)?;
+        if inputs.len() != self.recognizer.views() {
             return Err(JsError::new(&format!(
-                "expected {} views of {size}×{size} values",
-                self.recognizer.views()
+                "expected {} views, got {}",
+                self.recognizer.views(),
+                inputs.len()
             )));
         }
-        let inputs: Vec<Vec<f32>> = views.chunks(size * size).map(<[f32]>::to_vec).collect();
         let query = self.recognizer.embed_views(&inputs);
         let width = query.dims()[1];
         read(self.recognizer.scores(query, self.supports(supports, width)?)).await
@@ -177,6 +171,15 @@ impl Engine {
     /// Views the recognizer embeds each drawing from.
     pub fn views(&self) -> usize {
         self.recognizer.views()
+    }
+
+    /// Preprocessed images given back to back, one `inputSize²` slice each, checking the length.
+    fn split_images(&self, values: &[f32]) -> Result<Vec<Vec<f32>>, JsError> {
+        let size = self.recognizer.config().input_size;
+        if values.is_empty() || values.len() % (size * size) != 0 {
+            return Err(JsError::new(&format!("images must be {size}×{size} values each")));
+        }
+        Ok(values.chunks(size * size).map(<[f32]>::to_vec).collect())
     }
 
     /// Support embeddings as a `[n, width]` tensor, checking their length.

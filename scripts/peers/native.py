@@ -6,6 +6,7 @@ reference.safetensors to 1e-4: ONNX Runtime the per-view embeddings and the 20-w
 PyTorch the embeddings, scores and the pair loss before and after one Adam step.
 
 Usage: python native.py DIR [--repetitions N] [--train-steps N]
+(DIR: `oneshot export`'s output, with twin.onnx and query.onnx from onnx_export.py)
 Prints one JSON object: {"peers": [{"stack", "rows": [{key, what, timing, pairs_per_second}]}],
 "agreement": {...largest absolute differences...}}.
 """
@@ -122,8 +123,7 @@ def main():
     agreement = {}
     peers = []
 
-    # ONNX Runtime: the exported graphs.
-    onnx_export.export(options.dir)
+    # ONNX Runtime: the graphs onnx_export.py built.
     settings = ort.SessionOptions()
     settings.intra_op_num_threads = threads
     twin = ort.InferenceSession(str(options.dir / "twin.onnx"), settings, providers=["CPUExecutionProvider"])
