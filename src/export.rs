@@ -2,9 +2,9 @@
 //! tensor by name in a safetensors file, and a reference of fixed inputs with the outputs this
 //! crate computes from them, which a peer must reproduce (to 1e-4) before it is timed.
 //!
-//! `bench/export_onnx.py` builds the ONNX graphs from the first file; `bench/peers.py` checks
-//! and times ONNX Runtime and PyTorch against the second; `www/bench.html` does the same in the
-//! browser for onnxruntime-web.
+//! `scripts/peers/onnx_export.py` builds the ONNX graphs from the first file;
+//! `scripts/peers/native.py` checks and times ONNX Runtime and PyTorch against the second;
+//! `www/bench.html` does the same in the browser for onnxruntime-web.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
