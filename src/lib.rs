@@ -4,9 +4,11 @@
 //! The modules follow the pipeline:
 //! [`preprocess`] (any picture → network input) → [`data`] (Omniglot, Lake's runs, splits; native)
 //! → [`model`] (the twin and head) → [`objective`] (losses) → [`train`] / [`eval`] (native)
-//! → [`weights`] (files) → [`recognize`] (embedding and scoring) → `web` (the page's wasm glue);
+//! → [`weights`] (files) → [`recognize`] (embedding and scoring; on the CPU through the
+//! hand-written kernels of [`cpu_twin`]) → `web` (the page's wasm glue);
 //! [`bench`] and [`export`] (native) measure it against other stacks.
 
+pub mod cpu_twin;
 pub mod finetune;
 pub mod model;
 pub mod objective;

@@ -15,6 +15,8 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::cpu_twin::{ConvValues, DenseValues};
+
 /// One convolutional stage of the twin: conv → (batch norm) → ReLU → (2×2 max-pool).
 #[derive(Config, Debug, PartialEq)]
 pub struct ConvStageConfig {
@@ -279,6 +281,33 @@ impl Siamese {
         let mut model = self.valid();
         model.twin.stages = model.twin.stages.into_iter().map(ConvStage::fold_norm).collect();
         model
+    }
+
+    /// The twin's convolutions and dense layer as plain values, for the [`CpuTwin`]
+    /// kernels; `None` while a batch norm is left (call [`folded`](Self::folded) first) or if a
+    /// tensor cannot be read back synchronously (a GPU device).
+    ///
+    /// [`CpuTwin`]: crate::cpu_twin::CpuTwin
+    pub fn twin_values(&self) -> Option<(Vec<ConvValues>, DenseValues)> {
+        let values = |tensor: Tensor<1>| tensor.into_data().try_to_vec::<f32>().ok();
+        let mut convs = Vec::with_capacity(self.twin.stages.len());
+        for stage in &self.twin.stages {
+            if stage.norm.is_some() {
+                return None;
+            }
+            let weight = stage.conv.weight.val().flatten(0, 3);
+            let bias = match &stage.conv.bias {
+                Some(bias) => values(bias.val())?,
+                None => vec![0.0; stage.conv.weight.dims()[0]],
+            };
+            convs.push(ConvValues { weight: values(weight)?, bias });
+        }
+        let embed = &self.twin.embed;
+        let bias = match &embed.bias {
+            Some(bias) => values(bias.val())?,
+            None => vec![0.0; embed.weight.dims()[1]],
+        };
+        Some((convs, DenseValues { weight: values(embed.weight.val().flatten(0, 1))?, bias }))
     }
 
     /// Freezes the whole twin, so only the head trains.

@@ -1,0 +1,665 @@
+//! The inference twin as hand-written CPU kernels, for the CPU backend (native and the page's
+//! WebAssembly fallback).
+//!
+//! Burn's CPU convolution re-packs the weights, converts NCHW to NHWC and allocates fresh
+//! buffers on every call; at one query's batch of 8 small images that overhead is most of the
+//! time. Here the folded network's weights are laid out once, feature maps stay NHWC from layer
+//! to layer, and each stage is one fused pass:
+//!
+//! - the first stage (one input channel) is a direct convolution, eight output channels at a time
+//!   in SIMD registers;
+//! - 3×3 "same" convolutions followed by a 2×2 max-pool (the `web` preset's other stages) use
+//!   Winograd's F(2×2, 3×3): each 4×4 input tile gives one 2×2 output block — exactly one pooling
+//!   window — with 16 instead of 36 multiplications per input channel, as 16 matrix products;
+//! - any other stage (Koch's 7×7 and 4×4 convolutions) is im2col and one matrix product;
+//! - bias, max-pool and ReLU are applied while reading the results out.
+//!
+//! The matrix products are the `gemm` crate's (the kernels Burn's CPU backend calls too, SIMD128
+//! in WebAssembly). Outputs match Burn's to rounding (tested to 1e-4 against the folded network).
+//! Training still runs on Burn: these kernels have no backward pass.
+
+use crate::model::SiameseConfig;
+
+/// A convolution as plain values: `weight` is `[out, in, k, k]` row-major, as in Burn.
+#[derive(Debug, Clone)]
+pub struct ConvValues {
+    /// The weights, `[out, in, k, k]`.
+    pub weight: Vec<f32>,
+    /// One bias per output channel.
+    pub bias: Vec<f32>,
+}
+
+/// A dense layer as plain values: `weight` is `[in, out]` row-major, as in Burn.
+#[derive(Debug, Clone)]
+pub struct DenseValues {
+    /// The weights, `[in, out]`.
+    pub weight: Vec<f32>,
+    /// One bias per output.
+    pub bias: Vec<f32>,
+}
+
+/// Feature maps of a batch, NHWC.
+struct Maps {
+    images: usize,
+    side_y: usize,
+    side_x: usize,
+    channels: usize,
+    values: Vec<f32>,
+}
+
+impl Maps {
+    /// The `channels` values of pixel (y, x) of image `b`, or `None` outside the map (padding).
+    fn pixel(&self, b: usize, y: isize, x: isize) -> Option<&[f32]> {
+        if y < 0 || x < 0 || y as usize >= self.side_y || x as usize >= self.side_x {
+            return None;
+        }
+        let start = ((b * self.side_y + y as usize) * self.side_x + x as usize) * self.channels;
+        Some(&self.values[start..start + self.channels])
+    }
+}
+
+/// How a stage computes its convolution.
+#[derive(Debug, Clone)]
+enum Convolution {
+    /// im2col: weights as `[k·k·in, out]`, rows ordered (ky, kx, in) like the columns.
+    Im2col { weight: Vec<f32> },
+    /// Direct, for one input channel (the first stage), where a matrix product would have an
+    /// inner dimension of only k·k: weights laid out as for im2col.
+    Direct { weight: Vec<f32> },
+    /// Winograd F(2×2, 3×3): the transformed weights, 16 matrices `[in, out]`.
+    Winograd { weight: Vec<f32> },
+}
+
+/// One convolutional stage: convolution, bias, optional 2×2 max-pool, ReLU.
+#[derive(Debug, Clone)]
+struct Stage {
+    kernel: usize,
+    padding: usize,
+    pool: bool,
+    in_channels: usize,
+    out_channels: usize,
+    bias: Vec<f32>,
+    convolution: Convolution,
+}
+
+/// The twin of a folded (batch-norm-free) network, ready to embed on the CPU.
+#[derive(Debug, Clone)]
+pub struct CpuTwin {
+    input_size: usize,
+    stages: Vec<Stage>,
+    /// Dense weights with rows reordered from Burn's NCHW flattening to NHWC: `[flat, out]`.
+    embed_weight: Vec<f32>,
+    embed_bias: Vec<f32>,
+    sigmoid: bool,
+}
+
+use simd::F32x4;
+
+/// Output channels the direct kernel computes at once (two 128-bit SIMD vectors).
+const LANES: usize = 8;
+
+/// Scratch buffers reused across calls (the page embeds a drawing every stroke): the
+/// transformed or unrolled inputs of a stage and its matrix products.
+#[derive(Default)]
+struct Scratch {
+    inputs: Vec<f32>,
+    products: Vec<f32>,
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Bytes of scratch (im2col columns or Winograd tiles) per pass: batches are cut to fit, so
+/// Koch's 105×105 maps do not need hundreds of megabytes.
+const SCRATCH_BYTES: usize = 8 << 20;
+
+impl CpuTwin {
+    /// Lays out a folded network's weights for the kernels. `convs` and `embed` come from
+    /// [`Siamese::twin_values`](crate::model::Siamese::twin_values); their shapes follow `config`.
+    pub fn new(config: &SiameseConfig, convs: Vec<ConvValues>, embed: DenseValues) -> Self {
+        let mut in_channels = 1;
+        let mut side = config.input_size;
+        let stages = config
+            .stages
+            .iter()
+            .zip(convs)
+            .map(|(stage, conv)| {
+                let (k, out) = (stage.kernel, stage.channels);
+                let winograd = k == 3 && stage.same_padding && stage.pool && side.is_multiple_of(2);
+                let convolution = if in_channels == 1 && out.is_multiple_of(LANES) {
+                    Convolution::Direct { weight: im2col_weights(&conv.weight, in_channels, out, k) }
+                } else if winograd {
+                    Convolution::Winograd { weight: winograd_weights(&conv.weight, in_channels, out) }
+                } else {
+                    Convolution::Im2col { weight: im2col_weights(&conv.weight, in_channels, out, k) }
+                };
+                let padding = if stage.same_padding { (k - 1) / 2 } else { 0 };
+                side = side + 2 * padding - (k - 1);
+                if stage.pool {
+                    side /= 2;
+                }
+                let built = Stage {
+                    kernel: k,
+                    padding,
+                    pool: stage.pool,
+                    in_channels,
+                    out_channels: out,
+                    bias: conv.bias,
+                    convolution,
+                };
+                in_channels = out;
+                built
+            })
+            .collect();
+        // Burn flattens [c, y, x]; the maps here are [y, x, c].
+        let pixels = side * side;
+        let width = config.embedding;
+        let mut embed_weight = vec![0.0; embed.weight.len()];
+        for c in 0..in_channels {
+            for p in 0..pixels {
+                let from = (c * pixels + p) * width;
+                let to = (p * in_channels + c) * width;
+                embed_weight[to..to + width].copy_from_slice(&embed.weight[from..from + width]);
+            }
+        }
+        Self {
+            input_size: config.input_size,
+            stages,
+            embed_weight,
+            embed_bias: embed.bias,
+            sigmoid: config.sigmoid_embedding,
+        }
+    }
+
+    /// Width of an embedding.
+    pub fn embedding(&self) -> usize {
+        self.embed_bias.len()
+    }
+
+    /// Embeds preprocessed images (`size²` values each): `images.len() × embedding()` values.
+    ///
+    /// # Panics
+    /// If an image does not have `size²` values.
+    pub fn embed(&self, images: &[Vec<f32>]) -> Vec<f32> {
+        let side = self.input_size;
+        let mut values = Vec::with_capacity(images.len() * side * side);
+        for image in images {
+            assert_eq!(image.len(), side * side, "an input image has the wrong size");
+            values.extend_from_slice(image);
+        }
+        let input = Maps { images: images.len(), side_y: side, side_x: side, channels: 1, values };
+        let maps = SCRATCH.with_borrow_mut(|scratch| {
+            self.stages.iter().fold(input, |maps, stage| stage.forward(&maps, scratch))
+        });
+        let flat = maps.side_y * maps.side_x * maps.channels;
+        let width = self.embedding();
+        let mut out = vec![0.0; maps.images * width];
+        matmul(&maps.values, &self.embed_weight, &mut out, maps.images, flat, width);
+        for row in out.chunks_exact_mut(width) {
+            for (value, bias) in row.iter_mut().zip(&self.embed_bias) {
+                let x = *value + bias;
+                *value = if self.sigmoid { 1.0 / (1.0 + (-x).exp()) } else { x };
+            }
+        }
+        out
+    }
+}
+
+impl Stage {
+    fn forward(&self, input: &Maps, scratch: &mut Scratch) -> Maps {
+        match &self.convolution {
+            Convolution::Winograd { weight } => self.winograd(input, weight, scratch),
+            Convolution::Im2col { weight } => self.im2col(input, weight, scratch),
+            Convolution::Direct { weight } => self.direct(input, weight),
+        }
+    }
+
+    /// Output side of the convolution (before pooling).
+    fn conv_side(&self, side: usize) -> usize {
+        side + 2 * self.padding - (self.kernel - 1)
+    }
+
+    /// Output sides after convolution and pooling.
+    fn out_sides(&self, input: &Maps) -> (usize, usize) {
+        let (oy, ox) = (self.conv_side(input.side_y), self.conv_side(input.side_x));
+        if self.pool { (oy / 2, ox / 2) } else { (oy, ox) }
+    }
+
+    /// One input channel: each output pixel is a sum over taps of input value × a row of
+    /// weights, computed [`LANES`] output channels at a time in fixed-size arrays (which the
+    /// compiler keeps in SIMD registers), then the maximum over the pooling window, bias, ReLU.
+    fn direct(&self, input: &Maps, weight: &[f32]) -> Maps {
+        let (k, cout) = (self.kernel, self.out_channels);
+        let (py, px) = self.out_sides(input);
+        let step = if self.pool { 2 } else { 1 };
+        let window: &[(usize, usize)] = if self.pool { &[(0, 0), (0, 1), (1, 0), (1, 1)] } else { &[(0, 0)] };
+        // The input pixels one pooled output reads.
+        let span = k + step - 1;
+        let mut patch = vec![0.0; span * span];
+        let pad = self.padding as isize;
+        // Where each window position's taps sit in the patch (no divisions in the inner loop).
+        let taps: Vec<Vec<usize>> = window
+            .iter()
+            .map(|&(dy, dx)| (0..k * k).map(|tap| (dy + tap / k) * span + dx + tap % k).collect())
+            .collect();
+        let mut values = vec![0.0; input.images * py * px * cout];
+        for (i, dst) in values.chunks_exact_mut(cout).enumerate() {
+            let (b, y, x) = (i / (py * px), i / px % py, i % px);
+            for (j, value) in patch.iter_mut().enumerate() {
+                let (dy, dx) = ((j / span) as isize, (j % span) as isize);
+                let (y, x) = ((step * y) as isize + dy - pad, (step * x) as isize + dx - pad);
+                *value = input.pixel(b, y, x).map_or(0.0, |pixel| pixel[0]);
+            }
+            for (first, dst) in (0..cout).step_by(LANES).zip(dst.chunks_exact_mut(LANES)) {
+                let mut best = [F32x4::splat(f32::NEG_INFINITY); 2];
+                for offsets in &taps {
+                    let mut sum = [F32x4::splat(0.0); 2];
+                    for (&offset, row) in offsets.iter().zip(weight.chunks_exact(cout)) {
+                        let value = F32x4::splat(patch[offset]);
+                        let w = &row[first..][..LANES];
+                        sum[0] = sum[0].add_product(value, F32x4::load(&w[..4]));
+                        sum[1] = sum[1].add_product(value, F32x4::load(&w[4..]));
+                    }
+                    best = [best[0].max(sum[0]), best[1].max(sum[1])];
+                }
+                let bias = &self.bias[first..][..LANES];
+                let zero = F32x4::splat(0.0);
+                best[0].add(F32x4::load(&bias[..4])).max(zero).store(&mut dst[..4]);
+                best[1].add(F32x4::load(&bias[4..])).max(zero).store(&mut dst[4..]);
+            }
+        }
+        Maps { images: input.images, side_y: py, side_x: px, channels: cout, values }
+    }
+
+    fn im2col(&self, input: &Maps, weight: &[f32], scratch: &mut Scratch) -> Maps {
+        let (k, cin, cout) = (self.kernel, self.in_channels, self.out_channels);
+        let (oy, ox) = (self.conv_side(input.side_y), self.conv_side(input.side_x));
+        let (py, px) = if self.pool { (oy / 2, ox / 2) } else { (oy, ox) };
+        let row = k * k * cin;
+        let per_image = oy * ox * row * 4;
+        let chunk = (SCRATCH_BYTES / per_image.max(1)).max(1);
+        let mut out = Maps {
+            images: input.images,
+            side_y: py,
+            side_x: px,
+            channels: cout,
+            values: vec![0.0; input.images * py * px * cout],
+        };
+        let Scratch { inputs: columns, products } = scratch;
+        let pad = self.padding as isize;
+        for first in (0..input.images).step_by(chunk) {
+            let count = chunk.min(input.images - first);
+            grow(columns, count * oy * ox * row);
+            if pad > 0 {
+                // Taps in the padding stay zero; without padding every value is written.
+                columns.fill(0.0);
+            }
+            let mut rows = columns.chunks_exact_mut(row);
+            for b in first..first + count {
+                for y in 0..oy as isize {
+                    for x in 0..ox as isize {
+                        let Some(dst) = rows.next() else { unreachable!("columns sized above") };
+                        for ky in 0..k as isize {
+                            for kx in 0..k as isize {
+                                if let Some(src) = input.pixel(b, y + ky - pad, x + kx - pad) {
+                                    let at = (ky as usize * k + kx as usize) * cin;
+                                    dst[at..at + cin].copy_from_slice(src);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            grow(products, count * oy * ox * cout);
+            matmul(columns, weight, products, count * oy * ox, row, cout);
+            let pooled = &mut out.values[first * py * px * cout..(first + count) * py * px * cout];
+            if self.pool {
+                for (i, dst) in pooled.chunks_exact_mut(cout).enumerate() {
+                    let (b, y, x) = (i / (py * px), i / px % py, i % px);
+                    let at = |dy: usize, dx: usize| ((b * oy + 2 * y + dy) * ox + 2 * x + dx) * cout;
+                    let corners = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                    for (o, value) in dst.iter_mut().enumerate() {
+                        let max = corners.iter().map(|&c| products[c + o]).fold(f32::NEG_INFINITY, f32::max);
+                        *value = (max + self.bias[o]).max(0.0);
+                    }
+                }
+            } else {
+                for (dst, src) in pooled.chunks_exact_mut(cout).zip(products.chunks_exact(cout)) {
+                    for ((value, product), bias) in dst.iter_mut().zip(src).zip(&self.bias) {
+                        *value = (product + bias).max(0.0);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// 3×3 same-padded convolution and 2×2 max-pool by Winograd F(2×2, 3×3). Tile (ty, tx)
+    /// reads input rows and columns 2t−1 … 2t+2 and yields the pooled pixel (ty, tx).
+    fn winograd(&self, input: &Maps, weight: &[f32], scratch: &mut Scratch) -> Maps {
+        let (cin, cout) = (self.in_channels, self.out_channels);
+        let (ty, tx) = (input.side_y / 2, input.side_x / 2);
+        let per_image = ty * tx * 16 * (cin + cout) * 4;
+        let chunk = (SCRATCH_BYTES / per_image.max(1)).max(1);
+        let mut out = Maps {
+            images: input.images,
+            side_y: ty,
+            side_x: tx,
+            channels: cout,
+            values: vec![0.0; input.images * ty * tx * cout],
+        };
+        let zeros = vec![0.0; cin];
+        let Scratch { inputs: tiles, products } = scratch;
+        let mut rows = vec![0.0; 16 * cin.max(cout)];
+        for first in (0..input.images).step_by(chunk) {
+            let count = chunk.min(input.images - first);
+            let n = count * ty * tx;
+            // V[ξ][t] = (Bᵀ d B)[ξ] for tile t's 4×4 patch d, all channels at once (rows of
+            // `cin` values, so the arithmetic runs on whole SIMD vectors).
+            grow(tiles, 16 * n * cin);
+            for t in 0..n {
+                let (b, y, x) = (first + t / (ty * tx), t / tx % ty, t % tx);
+                let d: [&[f32]; 16] = std::array::from_fn(|i| {
+                    let (dy, dx) = ((i / 4) as isize, (i % 4) as isize);
+                    input.pixel(b, 2 * y as isize - 1 + dy, 2 * x as isize - 1 + dx).unwrap_or(&zeros)
+                });
+                for j in 0..4 {
+                    combine(&mut rows[j * cin..][..cin], d[j], d[8 + j], -1.0);
+                    combine(&mut rows[(4 + j) * cin..][..cin], d[4 + j], d[8 + j], 1.0);
+                    combine(&mut rows[(8 + j) * cin..][..cin], d[8 + j], d[4 + j], -1.0);
+                    combine(&mut rows[(12 + j) * cin..][..cin], d[4 + j], d[12 + j], -1.0);
+                }
+                let sums = &rows[..16 * cin];
+                for i in 0..4 {
+                    let r = |j: usize| &sums[(4 * i + j) * cin..][..cin];
+                    let v = |j: usize| {
+                        let at = ((4 * i + j) * n + t) * cin;
+                        at..at + cin
+                    };
+                    let (v0, v1, v2, v3) = (v(0), v(1), v(2), v(3));
+                    combine(&mut tiles[v0], r(0), r(2), -1.0);
+                    combine(&mut tiles[v1], r(1), r(2), 1.0);
+                    combine(&mut tiles[v2], r(2), r(1), -1.0);
+                    combine(&mut tiles[v3], r(1), r(3), -1.0);
+                }
+            }
+            grow(products, 16 * n * cout);
+            for xi in 0..16 {
+                matmul(
+                    &tiles[xi * n * cin..(xi + 1) * n * cin],
+                    &weight[xi * cin * cout..(xi + 1) * cin * cout],
+                    &mut products[xi * n * cout..(xi + 1) * n * cout],
+                    n,
+                    cin,
+                    cout,
+                );
+            }
+            // Aᵀ m A per tile, again on whole rows of `cout` values, then bias, max-pool, ReLU.
+            let pooled = &mut out.values[first * ty * tx * cout..(first + count) * ty * tx * cout];
+            for (t, dst) in pooled.chunks_exact_mut(cout).enumerate() {
+                let m = |xi: usize| &products[(xi * n + t) * cout..][..cout];
+                let s = &mut rows[..8 * cout];
+                for j in 0..4 {
+                    let (s0, s1) = s.split_at_mut(4 * cout);
+                    let (m0, m1, m2, m3) = (m(j), m(4 + j), m(8 + j), m(12 + j));
+                    for o in 0..cout {
+                        s0[j * cout + o] = m0[o] + m1[o] + m2[o];
+                        s1[j * cout + o] = m1[o] - m2[o] - m3[o];
+                    }
+                }
+                let s = &rows[..8 * cout];
+                let r = |row: usize| &s[row * cout..][..cout];
+                let (a0, a1, a2, a3, b0, b1, b2, b3) = (r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7));
+                for o in 0..cout {
+                    let y00 = a0[o] + a1[o] + a2[o];
+                    let y01 = a1[o] - a2[o] - a3[o];
+                    let y10 = b0[o] + b1[o] + b2[o];
+                    let y11 = b1[o] - b2[o] - b3[o];
+                    dst[o] = (y00.max(y01).max(y10.max(y11)) + self.bias[o]).max(0.0);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `G g Gᵀ` for every (in, out) pair, with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]:
+/// 16 matrices `[in, out]`.
+fn winograd_weights(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    let mut out = vec![0.0; 16 * cin * cout];
+    for o in 0..cout {
+        for c in 0..cin {
+            let g = &weight[(o * cin + c) * 9..(o * cin + c) * 9 + 9];
+            // Gg: 4×3.
+            let mut gg = [0.0f32; 12];
+            for j in 0..3 {
+                let (a, b, d) = (g[j], g[3 + j], g[6 + j]);
+                gg[j] = a;
+                gg[3 + j] = 0.5 * (a + b + d);
+                gg[6 + j] = 0.5 * (a - b + d);
+                gg[9 + j] = d;
+            }
+            for i in 0..4 {
+                let (a, b, d) = (gg[3 * i], gg[3 * i + 1], gg[3 * i + 2]);
+                let row = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
+                for (j, value) in row.into_iter().enumerate() {
+                    out[((4 * i + j) * cin + c) * cout + o] = value;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Burn's `[out, in, k, k]` as im2col's `[(ky, kx, in), out]`.
+fn im2col_weights(weight: &[f32], cin: usize, cout: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0.0; weight.len()];
+    for o in 0..cout {
+        for c in 0..cin {
+            for tap in 0..k * k {
+                out[(tap * cin + c) * cout + o] = weight[(o * cin + c) * k * k + tap];
+            }
+        }
+    }
+    out
+}
+
+/// `out[i] = a[i] + sign · b[i]`.
+#[inline(always)]
+fn combine(out: &mut [f32], a: &[f32], b: &[f32], sign: f32) {
+    for ((out, a), b) in out.iter_mut().zip(a).zip(b) {
+        *out = a + sign * b;
+    }
+}
+
+/// Makes `buffer` at least `len` long. Every value is overwritten before it is read, so old
+/// contents are not cleared (that was a tenth of the time).
+fn grow(buffer: &mut Vec<f32>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+}
+
+/// `out = a · b` for row-major `a: [m, k]`, `b: [k, n]`, `out: [m, n]`.
+fn matmul(a: &[f32], b: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul shapes");
+    #[cfg(not(target_arch = "wasm32"))]
+    let parallelism =
+        if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    #[cfg(target_arch = "wasm32")]
+    let parallelism = gemm::Parallelism::None;
+    // SAFETY: the three buffers hold at least the m·k, k·n and m·n values that the strides
+    // below address (checked above), and `out` does not alias the inputs (it is `&mut`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Four `f32` lanes: WebAssembly SIMD128 in the page, where LLVM does not vectorise the direct
+/// kernel's loops by itself; plain arrays natively, which LLVM does vectorise.
+mod simd {
+    /// Four `f32` lanes.
+    #[derive(Clone, Copy)]
+    pub struct F32x4(
+        #[cfg(target_arch = "wasm32")] core::arch::wasm32::v128,
+        #[cfg(not(target_arch = "wasm32"))] [f32; 4],
+    );
+
+    #[cfg(target_arch = "wasm32")]
+    impl F32x4 {
+        #[inline(always)]
+        pub fn splat(value: f32) -> Self {
+            Self(core::arch::wasm32::f32x4_splat(value))
+        }
+        /// The first four values of `values`.
+        #[inline(always)]
+        pub fn load(values: &[f32]) -> Self {
+            assert!(values.len() >= 4);
+            // SAFETY: the slice holds at least 16 bytes (checked above); v128 loads need no
+            // alignment.
+            Self(unsafe { core::arch::wasm32::v128_load(values.as_ptr().cast()) })
+        }
+        /// Writes the lanes to the first four values of `out`.
+        #[inline(always)]
+        pub fn store(self, out: &mut [f32]) {
+            assert!(out.len() >= 4);
+            // SAFETY: as in `load`.
+            unsafe { core::arch::wasm32::v128_store(out.as_mut_ptr().cast(), self.0) }
+        }
+        /// `self + a · b`.
+        #[inline(always)]
+        pub fn add_product(self, a: Self, b: Self) -> Self {
+            use core::arch::wasm32::{f32x4_add, f32x4_mul};
+            Self(f32x4_add(self.0, f32x4_mul(a.0, b.0)))
+        }
+        #[inline(always)]
+        pub fn add(self, other: Self) -> Self {
+            Self(core::arch::wasm32::f32x4_add(self.0, other.0))
+        }
+        /// The larger of each pair of lanes (`pmax`: one instruction; the inputs hold no NaN).
+        #[inline(always)]
+        pub fn max(self, other: Self) -> Self {
+            Self(core::arch::wasm32::f32x4_pmax(self.0, other.0))
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    impl F32x4 {
+        #[inline(always)]
+        pub fn splat(value: f32) -> Self {
+            Self([value; 4])
+        }
+        /// The first four values of `values`.
+        #[inline(always)]
+        pub fn load(values: &[f32]) -> Self {
+            Self([values[0], values[1], values[2], values[3]])
+        }
+        /// Writes the lanes to the first four values of `out`.
+        #[inline(always)]
+        pub fn store(self, out: &mut [f32]) {
+            out[..4].copy_from_slice(&self.0);
+        }
+        /// `self + a · b`.
+        #[inline(always)]
+        pub fn add_product(self, a: Self, b: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i] + a.0[i] * b.0[i]))
+        }
+        #[inline(always)]
+        pub fn add(self, other: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i] + other.0[i]))
+        }
+        /// The larger of each pair of lanes.
+        #[inline(always)]
+        pub fn max(self, other: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i].max(other.0[i])))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConvStageConfig, Preset};
+    use burn::module::Module;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    fn device() -> Device {
+        let device = Device::flex();
+        device.seed(7);
+        device
+    }
+
+    /// Burn's folded network and the kernels agree on random images.
+    fn assert_matches_burn(config: SiameseConfig, images: usize) {
+        let device = device();
+        // A few train-mode passes move the batch-norm statistics, so folding has work to do.
+        let model = config.init(&device.clone().autodiff()).train();
+        for _ in 0..2 {
+            let side = config.input_size;
+            let batch = Tensor::random(
+                [4, 1, side, side],
+                Distribution::Uniform(0.0, 1.0),
+                &device.clone().autodiff(),
+            );
+            let _ = model.embed(batch);
+        }
+        let folded = model.valid().folded();
+        let side = config.input_size;
+        let batch = Tensor::<4>::random([images, 1, side, side], Distribution::Uniform(0.0, 1.0), &device);
+        let inputs: Vec<Vec<f32>> = batch
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .chunks(side * side)
+            .map(<[f32]>::to_vec)
+            .collect();
+        let expected = folded.embed(batch).into_data().try_to_vec::<f32>().unwrap();
+        let (convs, dense) = folded.twin_values().expect("folded");
+        let got = CpuTwin::new(&config, convs, dense).embed(&inputs);
+        assert_eq!(got.len(), expected.len());
+        let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    #[test]
+    fn web_preset_matches_burn() {
+        assert_matches_burn(Preset::Web.config(), 9);
+    }
+
+    #[test]
+    fn valid_padding_odd_sides_and_no_pool_match_burn() {
+        let mut config = Preset::Web.config();
+        config.input_size = 23;
+        config.stages = vec![
+            ConvStageConfig::new(8, 4, false, true),  // 23 → 20 → 10
+            ConvStageConfig::new(16, 3, true, false), // 10 → 10
+            ConvStageConfig::new(16, 3, true, true),  // 10 → 5 (Winograd)
+            ConvStageConfig::new(12, 3, true, true),  // 5 → 2 (odd: im2col, pool floors)
+        ];
+        config.embedding = 10;
+        config.sigmoid_embedding = false;
+        assert_matches_burn(config, 3);
+    }
+}
