@@ -67,7 +67,9 @@ enum Convolution {
     /// inner dimension of only k·k: weights laid out as for im2col.
     Direct { weight: Vec<f32> },
     /// Winograd F(2×2, 3×3): the transformed weights, 16 matrices `[in, out]`.
-    Winograd { weight: Vec<f32> },
+    Winograd2 { weight: Vec<f32> },
+    /// Winograd F(4×4, 3×3): the transformed weights, 36 matrices `[in, out]`.
+    Winograd4 { weight: Vec<f32> },
 }
 
 /// One convolutional stage: convolution, bias, optional 2×2 max-pool, ReLU.
@@ -118,7 +120,7 @@ impl CpuTwin {
     /// Lays out a folded network's weights for the kernels. `convs` and `embed` come from
     /// [`Siamese::twin_values`](crate::model::Siamese::twin_values); their shapes follow `config`.
     pub fn new(config: &SiameseConfig, convs: Vec<ConvValues>, embed: DenseValues) -> Self {
-        let mut in_channels = 1;
+        let mut in_channels: usize = 1;
         let mut side = config.input_size;
         let stages = config
             .stages
@@ -126,11 +128,22 @@ impl CpuTwin {
             .zip(convs)
             .map(|(stage, conv)| {
                 let (k, out) = (stage.kernel, stage.channels);
-                let winograd = k == 3 && stage.same_padding && stage.pool && side.is_multiple_of(2);
+                // Winograd works on whole tiles and four channels at a time.
+                let winograd = k == 3
+                    && stage.same_padding
+                    && stage.pool
+                    && in_channels.is_multiple_of(4)
+                    && out.is_multiple_of(4);
                 let convolution = if in_channels == 1 && out.is_multiple_of(LANES) {
                     Convolution::Direct { weight: im2col_weights(&conv.weight, in_channels, out, k) }
-                } else if winograd {
-                    Convolution::Winograd { weight: winograd_weights(&conv.weight, in_channels, out) }
+                } else if winograd && side.is_multiple_of(4) {
+                    Convolution::Winograd4 {
+                        weight: winograd_weights::<4, 6, F4>(&conv.weight, in_channels, out),
+                    }
+                } else if winograd && side.is_multiple_of(2) {
+                    Convolution::Winograd2 {
+                        weight: winograd_weights::<2, 4, F2>(&conv.weight, in_channels, out),
+                    }
                 } else {
                     Convolution::Im2col { weight: im2col_weights(&conv.weight, in_channels, out, k) }
                 };
@@ -209,7 +222,8 @@ impl CpuTwin {
 impl Stage {
     fn forward(&self, input: &Maps, scratch: &mut Scratch) -> Maps {
         match &self.convolution {
-            Convolution::Winograd { weight } => self.winograd(input, weight, scratch),
+            Convolution::Winograd2 { weight } => self.winograd::<2, 4, F2>(input, weight, scratch),
+            Convolution::Winograd4 { weight } => self.winograd::<4, 6, F4>(input, weight, scratch),
             Convolution::Im2col { weight } => self.im2col(input, weight, scratch),
             Convolution::Direct { weight } => self.direct(input, weight),
         }
@@ -335,57 +349,52 @@ impl Stage {
         out
     }
 
-    /// 3×3 same-padded convolution and 2×2 max-pool by Winograd F(2×2, 3×3). Tile (ty, tx)
-    /// reads input rows and columns 2t−1 … 2t+2 and yields the pooled pixel (ty, tx).
-    fn winograd(&self, input: &Maps, weight: &[f32], scratch: &mut Scratch) -> Maps {
+    /// 3×3 same-padded convolution and 2×2 max-pool by Winograd F(M×M, 3×3). Tile (ty, tx)
+    /// reads input rows and columns M·t − 1 … M·t + M, yields an M×M block of the convolution
+    /// and from it the (M/2)×(M/2) pooled pixels from (M/2)·t on.
+    fn winograd<const M: usize, const T: usize, W: Winograd<M, T>>(
+        &self,
+        input: &Maps,
+        weight: &[f32],
+        scratch: &mut Scratch,
+    ) -> Maps {
         let (cin, cout) = (self.in_channels, self.out_channels);
-        let (ty, tx) = (input.side_y / 2, input.side_x / 2);
-        let per_image = ty * tx * 16 * (cin + cout) * 4;
+        let (ty, tx) = (input.side_y / M, input.side_x / M);
+        let (py, px) = (input.side_y / 2, input.side_x / 2);
+        let per_image = ty * tx * T * T * (cin + cout) * 4;
         let chunk = (SCRATCH_BYTES / per_image.max(1)).max(1);
         let mut out = Maps {
             images: input.images,
-            side_y: ty,
-            side_x: tx,
+            side_y: py,
+            side_x: px,
             channels: cout,
-            values: vec![0.0; input.images * ty * tx * cout],
+            values: vec![0.0; input.images * py * px * cout],
         };
         let zeros = vec![0.0; cin];
         let Scratch { inputs: tiles, products } = scratch;
-        let mut rows = vec![0.0; 16 * cin.max(cout)];
         for first in (0..input.images).step_by(chunk) {
             let count = chunk.min(input.images - first);
             let n = count * ty * tx;
-            // V[ξ][t] = (Bᵀ d B)[ξ] for tile t's 4×4 patch d, all channels at once (rows of
-            // `cin` values, so the arithmetic runs on whole SIMD vectors).
-            grow(tiles, 16 * n * cin);
+            // tiles[ξ][t] = (Bᵀ d B)[ξ] for tile t's T×T patch d, four channels at a time.
+            grow(tiles, T * T * n * cin);
             for t in 0..n {
                 let (b, y, x) = (first + t / (ty * tx), t / tx % ty, t % tx);
-                let d: [&[f32]; 16] = std::array::from_fn(|i| {
-                    let (dy, dx) = ((i / 4) as isize, (i % 4) as isize);
-                    input.pixel(b, 2 * y as isize - 1 + dy, 2 * x as isize - 1 + dx).unwrap_or(&zeros)
+                let patch: [[&[f32]; T]; T] = std::array::from_fn(|r| {
+                    std::array::from_fn(|c| {
+                        let (y, x) = ((M * y + r) as isize - 1, (M * x + c) as isize - 1);
+                        input.pixel(b, y, x).unwrap_or(&zeros)
+                    })
                 });
-                for j in 0..4 {
-                    combine(&mut rows[j * cin..][..cin], d[j], d[8 + j], -1.0);
-                    combine(&mut rows[(4 + j) * cin..][..cin], d[4 + j], d[8 + j], 1.0);
-                    combine(&mut rows[(8 + j) * cin..][..cin], d[8 + j], d[4 + j], -1.0);
-                    combine(&mut rows[(12 + j) * cin..][..cin], d[4 + j], d[12 + j], -1.0);
-                }
-                let sums = &rows[..16 * cin];
-                for i in 0..4 {
-                    let r = |j: usize| &sums[(4 * i + j) * cin..][..cin];
-                    let v = |j: usize| {
-                        let at = ((4 * i + j) * n + t) * cin;
-                        at..at + cin
-                    };
-                    let (v0, v1, v2, v3) = (v(0), v(1), v(2), v(3));
-                    combine(&mut tiles[v0], r(0), r(2), -1.0);
-                    combine(&mut tiles[v1], r(1), r(2), 1.0);
-                    combine(&mut tiles[v2], r(2), r(1), -1.0);
-                    combine(&mut tiles[v3], r(1), r(3), -1.0);
+                for c in (0..cin).step_by(4) {
+                    let d = patch.map(|row| row.map(|pixel| F32x4::load(&pixel[c..])));
+                    let v = transform_2d(d, W::input);
+                    for (xi, value) in v.as_flattened().iter().enumerate() {
+                        value.store(&mut tiles[(xi * n + t) * cin + c..]);
+                    }
                 }
             }
-            grow(products, 16 * n * cout);
-            for xi in 0..16 {
+            grow(products, T * T * n * cout);
+            for xi in 0..T * T {
                 matmul(
                     &tiles[xi * n * cin..(xi + 1) * n * cin],
                     &weight[xi * cin * cout..(xi + 1) * cin * cout],
@@ -395,28 +404,26 @@ impl Stage {
                     cout,
                 );
             }
-            // Aᵀ m A per tile, again on whole rows of `cout` values, then bias, max-pool, ReLU.
-            let pooled = &mut out.values[first * ty * tx * cout..(first + count) * ty * tx * cout];
-            for (t, dst) in pooled.chunks_exact_mut(cout).enumerate() {
-                let m = |xi: usize| &products[(xi * n + t) * cout..][..cout];
-                let s = &mut rows[..8 * cout];
-                for j in 0..4 {
-                    let (s0, s1) = s.split_at_mut(4 * cout);
-                    let (m0, m1, m2, m3) = (m(j), m(4 + j), m(8 + j), m(12 + j));
-                    for o in 0..cout {
-                        s0[j * cout + o] = m0[o] + m1[o] + m2[o];
-                        s1[j * cout + o] = m1[o] - m2[o] - m3[o];
+            // Aᵀ m A per tile, four output channels at a time, then max-pool, bias and ReLU.
+            let zero = F32x4::splat(0.0);
+            for t in 0..n {
+                let (b, y, x) = (first + t / (ty * tx), t / tx % ty, t % tx);
+                for o in (0..cout).step_by(4) {
+                    let m: [[F32x4; T]; T] = std::array::from_fn(|r| {
+                        std::array::from_fn(|c| F32x4::load(&products[((r * T + c) * n + t) * cout + o..]))
+                    });
+                    let conv = transform_2d(m, W::output);
+                    let bias = F32x4::load(&self.bias[o..]);
+                    for a in 0..M / 2 {
+                        for e in 0..M / 2 {
+                            let pooled = conv[2 * a][2 * e]
+                                .max(conv[2 * a][2 * e + 1])
+                                .max(conv[2 * a + 1][2 * e].max(conv[2 * a + 1][2 * e + 1]));
+                            let (oy, ox) = (M / 2 * y + a, M / 2 * x + e);
+                            let at = ((b * py + oy) * px + ox) * cout + o;
+                            pooled.add(bias).max(zero).store(&mut out.values[at..]);
+                        }
                     }
-                }
-                let s = &rows[..8 * cout];
-                let r = |row: usize| &s[row * cout..][..cout];
-                let (a0, a1, a2, a3, b0, b1, b2, b3) = (r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7));
-                for o in 0..cout {
-                    let y00 = a0[o] + a1[o] + a2[o];
-                    let y01 = a1[o] - a2[o] - a3[o];
-                    let y10 = b0[o] + b1[o] + b2[o];
-                    let y11 = b1[o] - b2[o] - b3[o];
-                    dst[o] = (y00.max(y01).max(y10.max(y11)) + self.bias[o]).max(0.0);
                 }
             }
         }
@@ -424,27 +431,100 @@ impl Stage {
     }
 }
 
-/// `G g Gᵀ` for every (in, out) pair, with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]:
-/// 16 matrices `[in, out]`.
-fn winograd_weights(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
-    let mut out = vec![0.0; 16 * cin * cout];
+/// Applies a 1-D transform to every column of `x`, then to every row of the result:
+/// `L x Lᵀ` for the transform's matrix `L`.
+#[inline(always)]
+fn transform_2d<const I: usize, const O: usize>(
+    x: [[F32x4; I]; I],
+    transform: impl Fn([F32x4; I]) -> [F32x4; O],
+) -> [[F32x4; O]; O] {
+    let columns: [[F32x4; O]; I] = std::array::from_fn(|c| transform(std::array::from_fn(|r| x[r][c])));
+    std::array::from_fn(|r| transform(std::array::from_fn(|c| columns[c][r])))
+}
+
+/// Winograd's minimal filtering F(M×M, 3×3) on T×T tiles (T = M + 2), as its three 1-D
+/// transforms (Lavin & Gray 2016): input `Bᵀ x`, output `Aᵀ m`, kernel `G g`.
+trait Winograd<const M: usize, const T: usize> {
+    fn input(x: [F32x4; T]) -> [F32x4; T];
+    fn output(m: [F32x4; T]) -> [F32x4; M];
+    fn kernel(g: [f32; 3]) -> [f32; T];
+}
+
+/// F(2×2, 3×3): 16 products per 4 outputs instead of 36.
+struct F2;
+
+impl Winograd<2, 4> for F2 {
+    #[inline(always)]
+    fn input([x0, x1, x2, x3]: [F32x4; 4]) -> [F32x4; 4] {
+        [x0.sub(x2), x1.add(x2), x2.sub(x1), x1.sub(x3)]
+    }
+    #[inline(always)]
+    fn output([m0, m1, m2, m3]: [F32x4; 4]) -> [F32x4; 2] {
+        [m0.add(m1).add(m2), m1.sub(m2).sub(m3)]
+    }
+    fn kernel([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
+        [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+    }
+}
+
+/// F(4×4, 3×3): 36 products per 16 outputs instead of 144.
+struct F4;
+
+impl Winograd<4, 6> for F4 {
+    #[inline(always)]
+    fn input([x0, x1, x2, x3, x4, x5]: [F32x4; 6]) -> [F32x4; 6] {
+        let (four, five, two) = (F32x4::splat(4.0), F32x4::splat(5.0), F32x4::splat(2.0));
+        // Shared partial sums, as in Lavin & Gray's implementation.
+        let (a, b) = (x4.sub(x2.mul(four)), x3.sub(x1.mul(four)));
+        let (c, d) = (x4.sub(x2), x3.sub(x1).mul(two));
+        [
+            x0.mul(four).sub(x2.mul(five)).add(x4),
+            a.add(b),
+            a.sub(b),
+            c.add(d),
+            c.sub(d),
+            x1.mul(four).sub(x3.mul(five)).add(x5),
+        ]
+    }
+    #[inline(always)]
+    fn output([m0, m1, m2, m3, m4, m5]: [F32x4; 6]) -> [F32x4; 4] {
+        let (two, four, eight) = (F32x4::splat(2.0), F32x4::splat(4.0), F32x4::splat(8.0));
+        let (sum12, diff12, sum34, diff34) = (m1.add(m2), m1.sub(m2), m3.add(m4), m3.sub(m4));
+        [
+            m0.add(sum12).add(sum34),
+            diff12.add(diff34.mul(two)),
+            sum12.add(sum34.mul(four)),
+            diff12.add(diff34.mul(eight)).add(m5),
+        ]
+    }
+    fn kernel([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+        [
+            g0 / 4.0,
+            -(g0 + g1 + g2) / 6.0,
+            -(g0 - g1 + g2) / 6.0,
+            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g2,
+        ]
+    }
+}
+
+/// `G g Gᵀ` for every (in, out) pair: T·T matrices `[in, out]`.
+fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
+    weight: &[f32],
+    cin: usize,
+    cout: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0; T * T * cin * cout];
     for o in 0..cout {
         for c in 0..cin {
-            let g = &weight[(o * cin + c) * 9..(o * cin + c) * 9 + 9];
-            // Gg: 4×3.
-            let mut gg = [0.0f32; 12];
-            for j in 0..3 {
-                let (a, b, d) = (g[j], g[3 + j], g[6 + j]);
-                gg[j] = a;
-                gg[3 + j] = 0.5 * (a + b + d);
-                gg[6 + j] = 0.5 * (a - b + d);
-                gg[9 + j] = d;
-            }
-            for i in 0..4 {
-                let (a, b, d) = (gg[3 * i], gg[3 * i + 1], gg[3 * i + 2]);
-                let row = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
+            let g = &weight[(o * cin + c) * 9..][..9];
+            // G g: transform each of the kernel's three columns, then each row of the result.
+            let columns: [[f32; T]; 3] = std::array::from_fn(|j| W::kernel([g[j], g[3 + j], g[6 + j]]));
+            for i in 0..T {
+                let row = W::kernel([columns[0][i], columns[1][i], columns[2][i]]);
                 for (j, value) in row.into_iter().enumerate() {
-                    out[((4 * i + j) * cin + c) * cout + o] = value;
+                    out[((i * T + j) * cin + c) * cout + o] = value;
                 }
             }
         }
@@ -463,14 +543,6 @@ fn im2col_weights(weight: &[f32], cin: usize, cout: usize, k: usize) -> Vec<f32>
         }
     }
     out
-}
-
-/// `out[i] = a[i] + sign · b[i]`.
-#[inline(always)]
-fn combine(out: &mut [f32], a: &[f32], b: &[f32], sign: f32) {
-    for ((out, a), b) in out.iter_mut().zip(a).zip(b) {
-        *out = a + sign * b;
-    }
 }
 
 /// Makes `buffer` at least `len` long. Every value is overwritten before it is read, so old
@@ -557,6 +629,14 @@ mod simd {
         pub fn add(self, other: Self) -> Self {
             Self(core::arch::wasm32::f32x4_add(self.0, other.0))
         }
+        #[inline(always)]
+        pub fn sub(self, other: Self) -> Self {
+            Self(core::arch::wasm32::f32x4_sub(self.0, other.0))
+        }
+        #[inline(always)]
+        pub fn mul(self, other: Self) -> Self {
+            Self(core::arch::wasm32::f32x4_mul(self.0, other.0))
+        }
         /// The larger of each pair of lanes (`pmax`: one instruction; the inputs hold no NaN).
         #[inline(always)]
         pub fn max(self, other: Self) -> Self {
@@ -588,6 +668,14 @@ mod simd {
         #[inline(always)]
         pub fn add(self, other: Self) -> Self {
             Self(std::array::from_fn(|i| self.0[i] + other.0[i]))
+        }
+        #[inline(always)]
+        pub fn sub(self, other: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i] - other.0[i]))
+        }
+        #[inline(always)]
+        pub fn mul(self, other: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i] * other.0[i]))
         }
         /// The larger of each pair of lanes.
         #[inline(always)]
@@ -655,7 +743,7 @@ mod tests {
         config.stages = vec![
             ConvStageConfig::new(8, 4, false, true),  // 23 → 20 → 10
             ConvStageConfig::new(16, 3, true, false), // 10 → 10
-            ConvStageConfig::new(16, 3, true, true),  // 10 → 5 (Winograd)
+            ConvStageConfig::new(16, 3, true, true),  // 10 → 5 (Winograd F(2×2, 3×3))
             ConvStageConfig::new(12, 3, true, true),  // 5 → 2 (odd: im2col, pool floors)
         ];
         config.embedding = 10;
