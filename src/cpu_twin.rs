@@ -9,8 +9,10 @@
 //! - the first stage (one input channel) is a direct convolution, eight output channels at a time
 //!   in SIMD registers;
 //! - 3×3 "same" convolutions followed by a 2×2 max-pool (the `web` preset's other stages) use
-//!   Winograd's F(2×2, 3×3): each 4×4 input tile gives one 2×2 output block — exactly one pooling
-//!   window — with 16 instead of 36 multiplications per input channel, as 16 matrix products;
+//!   Winograd's minimal filtering (Lavin & Gray 2016): F(4×4, 3×3) turns each 6×6 input tile
+//!   into a 4×4 output block with 36 instead of 144 multiplications per input channel (F(2×2, 3×3)
+//!   where the map's side is not a multiple of 4), as one matrix product per tile position; the
+//!   blocks align with the pooling windows, so pooling happens on the way out;
 //! - any other stage (Koch's 7×7 and 4×4 convolutions) is im2col and one matrix product;
 //! - bias, max-pool and ReLU are applied while reading the results out.
 //!
