@@ -111,6 +111,6 @@ for (const r of rows) {
 console.log('\n| backend | fine-tune, head only | fine-tune, whole network | longest main-thread task while training |');
 console.log('|---|---:|---:|---:|');
 for (const r of rows) {
-  const name = r.backend.kind === 'webgpu' ? 'WebGPU (SwiftShader: CPU emulation)' : 'CPU (Burn flex, wasm)';
+  const name = r.backend.kind === 'webgpu' ? 'WebGPU (SwiftShader: CPU emulation)' : 'CPU (own SIMD kernels in wasm; Burn flex for fine-tuning)';
   console.log(`| ${name} | ${r.tuning.head.toFixed(2)} steps/s | ${r.tuning.whole.toFixed(2)} steps/s | ${r.tuning.longest.toFixed(0)} ms |`);
 }

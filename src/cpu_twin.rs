@@ -16,8 +16,9 @@
 //! - any other stage (Koch's 7×7 and 4×4 convolutions) is im2col and one matrix product;
 //! - bias, max-pool and ReLU are applied while reading the results out.
 //!
-//! The matrix products are the `gemm` crate's (the kernels Burn's CPU backend calls too, SIMD128
-//! in WebAssembly). Outputs match Burn's to rounding (tested to 1e-4 against the folded network).
+//! The matrix products are the `gemm` crate's natively (the AVX2/FMA kernels Burn's CPU backend
+//! calls too) and, in WebAssembly, a 4×8 SIMD128 kernel on weights packed once at load (the
+//! `Weights` type). Outputs match Burn's to rounding (tested to 1e-4 against the folded network).
 //! Training still runs on Burn: these kernels have no backward pass.
 
 use crate::model::SiameseConfig;
@@ -64,14 +65,14 @@ impl Maps {
 #[derive(Debug, Clone)]
 enum Convolution {
     /// im2col: weights as `[k·k·in, out]`, rows ordered (ky, kx, in) like the columns.
-    Im2col { weight: Vec<f32> },
+    Im2col { weight: Weights },
     /// Direct, for one input channel (the first stage), where a matrix product would have an
     /// inner dimension of only k·k: weights laid out as for im2col.
     Direct { weight: Vec<f32> },
     /// Winograd F(2×2, 3×3): the transformed weights, 16 matrices `[in, out]`.
-    Winograd2 { weight: Vec<f32> },
+    Winograd2 { weight: Vec<Weights> },
     /// Winograd F(4×4, 3×3): the transformed weights, 36 matrices `[in, out]`.
-    Winograd4 { weight: Vec<f32> },
+    Winograd4 { weight: Vec<Weights> },
 }
 
 /// One convolutional stage: convolution, bias, optional 2×2 max-pool, ReLU.
@@ -92,7 +93,7 @@ pub struct CpuTwin {
     input_size: usize,
     stages: Vec<Stage>,
     /// Dense weights with rows reordered from Burn's NCHW flattening to NHWC: `[flat, out]`.
-    embed_weight: Vec<f32>,
+    embed_weight: Weights,
     embed_bias: Vec<f32>,
     sigmoid: bool,
 }
@@ -147,7 +148,8 @@ impl CpuTwin {
                         weight: winograd_weights::<2, 4, F2>(&conv.weight, in_channels, out),
                     }
                 } else {
-                    Convolution::Im2col { weight: im2col_weights(&conv.weight, in_channels, out, k) }
+                    let weight = im2col_weights(&conv.weight, in_channels, out, k);
+                    Convolution::Im2col { weight: Weights::new(&weight, k * k * in_channels, out) }
                 };
                 let padding = if stage.same_padding { (k - 1) / 2 } else { 0 };
                 side = side + 2 * padding - (k - 1);
@@ -181,7 +183,7 @@ impl CpuTwin {
         Self {
             input_size: config.input_size,
             stages,
-            embed_weight,
+            embed_weight: Weights::new(&embed_weight, pixels * in_channels, width),
             embed_bias: embed.bias,
             sigmoid: config.sigmoid_embedding,
         }
@@ -210,7 +212,8 @@ impl CpuTwin {
         let flat = maps.side_y * maps.side_x * maps.channels;
         let width = self.embedding();
         let mut out = vec![0.0; maps.images * width];
-        matmul(&maps.values, &self.embed_weight, &mut out, maps.images, flat, width);
+        debug_assert_eq!(flat, self.embed_weight.k);
+        self.embed_weight.multiply(&maps.values, maps.images, &mut out);
         for row in out.chunks_exact_mut(width) {
             for (value, bias) in row.iter_mut().zip(&self.embed_bias) {
                 let x = *value + bias;
@@ -288,7 +291,7 @@ impl Stage {
         Maps { images: input.images, side_y: py, side_x: px, channels: cout, values }
     }
 
-    fn im2col(&self, input: &Maps, weight: &[f32], scratch: &mut Scratch) -> Maps {
+    fn im2col(&self, input: &Maps, weight: &Weights, scratch: &mut Scratch) -> Maps {
         let (k, cin, cout) = (self.kernel, self.in_channels, self.out_channels);
         let (oy, ox) = (self.conv_side(input.side_y), self.conv_side(input.side_x));
         let (py, px) = if self.pool { (oy / 2, ox / 2) } else { (oy, ox) };
@@ -328,7 +331,7 @@ impl Stage {
                 }
             }
             grow(products, count * oy * ox * cout);
-            matmul(columns, weight, products, count * oy * ox, row, cout);
+            weight.multiply(columns, count * oy * ox, products);
             let pooled = &mut out.values[first * py * px * cout..(first + count) * py * px * cout];
             if self.pool {
                 for (i, dst) in pooled.chunks_exact_mut(cout).enumerate() {
@@ -357,7 +360,7 @@ impl Stage {
     fn winograd<const M: usize, const T: usize, W: Winograd<M, T>>(
         &self,
         input: &Maps,
-        weight: &[f32],
+        weight: &[Weights],
         scratch: &mut Scratch,
     ) -> Maps {
         let (cin, cout) = (self.in_channels, self.out_channels);
@@ -396,15 +399,9 @@ impl Stage {
                 }
             }
             grow(products, T * T * n * cout);
-            for xi in 0..T * T {
-                matmul(
-                    &tiles[xi * n * cin..(xi + 1) * n * cin],
-                    &weight[xi * cin * cout..(xi + 1) * cin * cout],
-                    &mut products[xi * n * cout..(xi + 1) * n * cout],
-                    n,
-                    cin,
-                    cout,
-                );
+            for (xi, weight) in weight.iter().enumerate() {
+                let products = &mut products[xi * n * cout..(xi + 1) * n * cout];
+                weight.multiply(&tiles[xi * n * cin..(xi + 1) * n * cin], n, products);
             }
             // Aᵀ m A per tile, four output channels at a time, then max-pool, bias and ReLU.
             let zero = F32x4::splat(0.0);
@@ -516,7 +513,7 @@ fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
     weight: &[f32],
     cin: usize,
     cout: usize,
-) -> Vec<f32> {
+) -> Vec<Weights> {
     let mut out = vec![0.0; T * T * cin * cout];
     for o in 0..cout {
         for c in 0..cin {
@@ -531,7 +528,7 @@ fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
             }
         }
     }
-    out
+    out.chunks_exact(cin * cout).map(|matrix| Weights::new(matrix, cin, cout)).collect()
 }
 
 /// Burn's `[out, in, k, k]` as im2col's `[(ky, kx, in), out]`.
@@ -555,38 +552,142 @@ fn grow(buffer: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// `out = a · b` for row-major `a: [m, k]`, `b: [k, n]`, `out: [m, n]`.
-fn matmul(a: &[f32], b: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul shapes");
-    #[cfg(not(target_arch = "wasm32"))]
-    let parallelism =
-        if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    #[cfg(target_arch = "wasm32")]
-    let parallelism = gemm::Parallelism::None;
-    // SAFETY: the three buffers hold at least the m·k, k·n and m·n values that the strides
-    // below address (checked above), and `out` does not alias the inputs (it is `&mut`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+/// The right-hand matrix `[k, n]` of a product, in the layout its kernel wants: natively
+/// row-major for `gemm` (AVX2/FMA micro-kernels, both cores); in WebAssembly pre-packed
+/// [`Panels`], because `gemm` re-packs its right-hand side on every call, which for one drawing
+/// cost more than the arithmetic.
+#[cfg(not(target_arch = "wasm32"))]
+type Weights = RowMajor;
+#[cfg(target_arch = "wasm32")]
+type Weights = Panels;
+
+/// A row-major matrix `[k, n]`, multiplied by `gemm`.
+#[derive(Debug, Clone)]
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+struct RowMajor {
+    k: usize,
+    n: usize,
+    values: Vec<f32>,
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+impl RowMajor {
+    fn new(values: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(values.len(), k * n, "matrix shape");
+        Self { k, n, values: values.to_vec() }
+    }
+
+    /// `out = a · self` for row-major `a: [m, k]` and `out: [m, n]`.
+    fn multiply(&self, a: &[f32], m: usize, out: &mut [f32]) {
+        let (k, n) = (self.k, self.n);
+        assert!(a.len() >= m * k && out.len() >= m * n, "matmul shapes");
+        #[cfg(not(target_arch = "wasm32"))]
+        let parallelism =
+            if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        #[cfg(target_arch = "wasm32")]
+        let parallelism = gemm::Parallelism::None;
+        // SAFETY: the three buffers hold at least the m·k, k·n and m·n values that the strides
+        // below address (checked above and in `new`), and `out` does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                self.values.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
+/// Columns per panel: two SIMD vectors.
+const PANEL: usize = 8;
+
+/// A matrix `[k, n]` packed once as panels of [`PANEL`] columns, `[⌈n/8⌉][k][8]` (the last one
+/// zero-padded), for a 4×8 register-tile kernel that streams each panel from cache.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct Panels {
+    k: usize,
+    n: usize,
+    values: Vec<f32>,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+impl Panels {
+    fn new(values: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(values.len(), k * n, "matrix shape");
+        let panels = n.div_ceil(PANEL);
+        let mut packed = vec![0.0; panels * k * PANEL];
+        for (p, panel) in packed.chunks_exact_mut(k * PANEL).enumerate() {
+            let width = (n - p * PANEL).min(PANEL);
+            for (row, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
+                dst[..width].copy_from_slice(&values[row * n + p * PANEL..][..width]);
+            }
+        }
+        Self { k, n, values: packed }
+    }
+
+    /// `out = a · self` for row-major `a: [m, k]` and `out: [m, n]`.
+    fn multiply(&self, a: &[f32], m: usize, out: &mut [f32]) {
+        let (k, n) = (self.k, self.n);
+        assert!(a.len() >= m * k && out.len() >= m * n, "matmul shapes");
+        let zero = F32x4::splat(0.0);
+        for (p, panel) in self.values.chunks_exact(k * PANEL).enumerate() {
+            let (first, width) = (p * PANEL, (n - p * PANEL).min(PANEL));
+            let mut row = 0;
+            while row < m {
+                let rows = (m - row).min(4);
+                let mut sums = [[zero; 2]; 4];
+                if rows == 4 {
+                    let a: [&[f32]; 4] = std::array::from_fn(|r| &a[(row + r) * k..][..k]);
+                    let steps = panel.chunks_exact(PANEL).zip(a[0]).zip(a[1]).zip(a[2]).zip(a[3]);
+                    for ((((b, &a0), &a1), &a2), &a3) in steps {
+                        let (b0, b1) = (F32x4::load(&b[..4]), F32x4::load(&b[4..]));
+                        for (sum, value) in sums.iter_mut().zip([a0, a1, a2, a3]) {
+                            let value = F32x4::splat(value);
+                            sum[0] = sum[0].add_product(value, b0);
+                            sum[1] = sum[1].add_product(value, b1);
+                        }
+                    }
+                } else {
+                    for (r, sum) in sums.iter_mut().enumerate().take(rows) {
+                        for (b, &value) in panel.chunks_exact(PANEL).zip(&a[(row + r) * k..][..k]) {
+                            let value = F32x4::splat(value);
+                            sum[0] = sum[0].add_product(value, F32x4::load(&b[..4]));
+                            sum[1] = sum[1].add_product(value, F32x4::load(&b[4..]));
+                        }
+                    }
+                }
+                for (r, sum) in sums.iter().enumerate().take(rows) {
+                    let dst = &mut out[(row + r) * n + first..][..width];
+                    if width == PANEL {
+                        sum[0].store(&mut dst[..4]);
+                        sum[1].store(&mut dst[4..]);
+                    } else {
+                        let mut lanes = [0.0; PANEL];
+                        sum[0].store(&mut lanes[..4]);
+                        sum[1].store(&mut lanes[4..]);
+                        dst.copy_from_slice(&lanes[..width]);
+                    }
+                }
+                row += rows;
+            }
+        }
     }
 }
 
@@ -731,6 +832,24 @@ mod tests {
         assert_eq!(got.len(), expected.len());
         let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    #[test]
+    fn both_matrix_kernels_multiply() {
+        // Shapes with remainders in every dimension: rows (m % 4), panels (n % 8).
+        for (m, k, n) in [(9, 5, 12), (4, 64, 64), (1, 3, 7)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
+            let want: Vec<f32> =
+                (0..m * n).map(|i| (0..k).map(|j| a[i / n * k + j] * b[j * n + i % n]).sum()).collect();
+            let (mut packed, mut row_major) = (vec![0.0; m * n], vec![0.0; m * n]);
+            Panels::new(&b, k, n).multiply(&a, m, &mut packed);
+            RowMajor::new(&b, k, n).multiply(&a, m, &mut row_major);
+            for got in [packed, row_major] {
+                let worst = got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+                assert!(worst < 1e-4, "{m}×{k}×{n}: largest difference {worst}");
+            }
+        }
     }
 
     #[test]

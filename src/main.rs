@@ -270,11 +270,11 @@ fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     if options.json {
         let report = serde_json::json!({
-            "stack": "Burn flex (CPU)", "preset": options.preset.name(), "cores": cores, "rows": rows,
+            "stack": "own CPU kernels (inference), Burn flex (training)", "preset": options.preset.name(), "cores": cores, "rows": rows,
         });
         println!("{report}");
     } else {
-        println!("Burn flex (CPU), {cores} cores, release build\n");
+        println!("CPU: own kernels for inference, Burn flex for training; {cores} cores, release build\n");
         print!("{}", bench::markdown(options.preset.name(), &rows));
     }
     Ok(())

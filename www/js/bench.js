@@ -58,7 +58,7 @@ async function oursStack() {
   const weights = new Uint8Array(await (await fetch(new URL('model.osw', data))).arrayBuffer());
   const { engine, backend } = await createEngine(weights);
   return {
-    name: `ours (${backend.kind === 'webgpu' ? `WebGPU: ${backend.detail}` : 'CPU: Burn flex in wasm'})`,
+    name: `ours (${backend.kind === 'webgpu' ? `WebGPU: ${backend.detail}` : 'CPU: own SIMD kernels in wasm'})`,
     embed: (images) => engine.embedImages(images),
     query: (views, supports) => engine.queryViews(views, supports),
     engine,
