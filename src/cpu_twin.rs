@@ -51,6 +51,11 @@ struct Maps {
 }
 
 impl Maps {
+    /// Zeroed maps for a stage's output.
+    fn zeros(images: usize, side_y: usize, side_x: usize, channels: usize) -> Self {
+        Self { images, side_y, side_x, channels, values: vec![0.0; images * side_y * side_x * channels] }
+    }
+
     /// The `channels` values of pixel (y, x) of image `b`, or `None` outside the map (padding).
     fn pixel(&self, b: usize, y: isize, x: isize) -> Option<&[f32]> {
         if y < 0 || x < 0 || y as usize >= self.side_y || x as usize >= self.side_x {
@@ -118,6 +123,11 @@ std::thread_local! {
 /// Bytes of scratch (im2col columns or Winograd tiles) per pass: batches are cut to fit, so
 /// Koch's 105×105 maps do not need hundreds of megabytes.
 const SCRATCH_BYTES: usize = 8 << 20;
+
+/// Images per pass when each needs `bytes` of scratch (at least one).
+fn images_per_pass(bytes: usize) -> usize {
+    (SCRATCH_BYTES / bytes.max(1)).max(1)
+}
 
 impl CpuTwin {
     /// Lays out a folded network's weights for the kernels. `convs` and `embed` come from
@@ -262,8 +272,8 @@ impl Stage {
             .iter()
             .map(|&(dy, dx)| (0..k * k).map(|tap| (dy + tap / k) * span + dx + tap % k).collect())
             .collect();
-        let mut values = vec![0.0; input.images * py * px * cout];
-        for (i, dst) in values.chunks_exact_mut(cout).enumerate() {
+        let mut out = Maps::zeros(input.images, py, px, cout);
+        for (i, dst) in out.values.chunks_exact_mut(cout).enumerate() {
             let (b, y, x) = (i / (py * px), i / px % py, i % px);
             for (j, value) in patch.iter_mut().enumerate() {
                 let (dy, dx) = ((j / span) as isize, (j % span) as isize);
@@ -288,23 +298,16 @@ impl Stage {
                 best[1].add(F32x4::load(&bias[4..])).max(zero).store(&mut dst[4..]);
             }
         }
-        Maps { images: input.images, side_y: py, side_x: px, channels: cout, values }
+        out
     }
 
     fn im2col(&self, input: &Maps, weight: &Weights, scratch: &mut Scratch) -> Maps {
         let (k, cin, cout) = (self.kernel, self.in_channels, self.out_channels);
         let (oy, ox) = (self.conv_side(input.side_y), self.conv_side(input.side_x));
-        let (py, px) = if self.pool { (oy / 2, ox / 2) } else { (oy, ox) };
+        let (py, px) = self.out_sides(input);
         let row = k * k * cin;
-        let per_image = oy * ox * row * 4;
-        let chunk = (SCRATCH_BYTES / per_image.max(1)).max(1);
-        let mut out = Maps {
-            images: input.images,
-            side_y: py,
-            side_x: px,
-            channels: cout,
-            values: vec![0.0; input.images * py * px * cout],
-        };
+        let chunk = images_per_pass(oy * ox * row * 4);
+        let mut out = Maps::zeros(input.images, py, px, cout);
         let Scratch { inputs: columns, products } = scratch;
         let pad = self.padding as isize;
         for first in (0..input.images).step_by(chunk) {
@@ -366,15 +369,8 @@ impl Stage {
         let (cin, cout) = (self.in_channels, self.out_channels);
         let (ty, tx) = (input.side_y / M, input.side_x / M);
         let (py, px) = (input.side_y / 2, input.side_x / 2);
-        let per_image = ty * tx * T * T * (cin + cout) * 4;
-        let chunk = (SCRATCH_BYTES / per_image.max(1)).max(1);
-        let mut out = Maps {
-            images: input.images,
-            side_y: py,
-            side_x: px,
-            channels: cout,
-            values: vec![0.0; input.images * py * px * cout],
-        };
+        let chunk = images_per_pass(ty * tx * T * T * (cin + cout) * 4);
+        let mut out = Maps::zeros(input.images, py, px, cout);
         let zeros = vec![0.0; cin];
         let Scratch { inputs: tiles, products } = scratch;
         for first in (0..input.images).step_by(chunk) {
@@ -562,15 +558,15 @@ type Weights = RowMajor;
 type Weights = Panels;
 
 /// A row-major matrix `[k, n]`, multiplied by `gemm`.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug, Clone)]
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 struct RowMajor {
     k: usize,
     n: usize,
     values: Vec<f32>,
 }
 
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[cfg(not(target_arch = "wasm32"))]
 impl RowMajor {
     fn new(values: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(values.len(), k * n, "matrix shape");
@@ -581,11 +577,8 @@ impl RowMajor {
     fn multiply(&self, a: &[f32], m: usize, out: &mut [f32]) {
         let (k, n) = (self.k, self.n);
         assert!(a.len() >= m * k && out.len() >= m * n, "matmul shapes");
-        #[cfg(not(target_arch = "wasm32"))]
         let parallelism =
             if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-        #[cfg(target_arch = "wasm32")]
-        let parallelism = gemm::Parallelism::None;
         // SAFETY: the three buffers hold at least the m·k, k·n and m·n values that the strides
         // below address (checked above and in `new`), and `out` does not alias the inputs.
         unsafe {

@@ -21,7 +21,8 @@ const EMBED_CHUNK: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Recognizer {
     model: Siamese,
-    /// The same network with its batch norms folded away: what inference runs.
+    /// The same network with its batch norms folded away: what inference runs on a GPU (and
+    /// the scoring head everywhere).
     folded: Siamese,
     /// On the CPU backend, the folded twin as hand-written kernels, which embed in a fraction
     /// of the time Burn's generic CPU convolution takes (see [`crate::cpu_twin`]).
