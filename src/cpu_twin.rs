@@ -528,7 +528,7 @@ fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
 }
 
 /// Burn's `[out, in, k, k]` as im2col's `[(ky, kx, in), out]`.
-fn im2col_weights(weight: &[f32], cin: usize, cout: usize, k: usize) -> Vec<f32> {
+pub(crate) fn im2col_weights(weight: &[f32], cin: usize, cout: usize, k: usize) -> Vec<f32> {
     let mut out = vec![0.0; weight.len()];
     for o in 0..cout {
         for c in 0..cin {
@@ -542,7 +542,7 @@ fn im2col_weights(weight: &[f32], cin: usize, cout: usize, k: usize) -> Vec<f32>
 
 /// Makes `buffer` at least `len` long. Every value is overwritten before it is read, so old
 /// contents are not cleared (that was a tenth of the time).
-fn grow(buffer: &mut Vec<f32>, len: usize) {
+pub(crate) fn grow(buffer: &mut Vec<f32>, len: usize) {
     if buffer.len() < len {
         buffer.resize(len, 0.0);
     }
@@ -576,34 +576,89 @@ impl RowMajor {
     /// `out = a · self` for row-major `a: [m, k]` and `out: [m, n]`.
     fn multiply(&self, a: &[f32], m: usize, out: &mut [f32]) {
         let (k, n) = (self.k, self.n);
-        assert!(a.len() >= m * k && out.len() >= m * n, "matmul shapes");
-        let parallelism =
-            if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-        // SAFETY: the three buffers hold at least the m·k, k·n and m·n values that the strides
-        // below address (checked above and in `new`), and `out` does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                k as isize,
-                self.values.as_ptr(),
-                1,
-                n as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+        matmul(Matrix::rows(&a[..m * k], k), Matrix::rows(&self.values, n), &mut out[..m * n], false);
+    }
+}
+
+/// A read-only matrix view: element `(i, j)` is `values[i · row_stride + j · column_stride]`, so
+/// a transpose is a view with the strides swapped.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Matrix<'a> {
+    values: &'a [f32],
+    rows: usize,
+    columns: usize,
+    row_stride: usize,
+    column_stride: usize,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<'a> Matrix<'a> {
+    /// A row-major matrix with `columns` columns.
+    pub(crate) fn rows(values: &'a [f32], columns: usize) -> Self {
+        let rows = values.len() / columns.max(1);
+        Self { values, rows, columns, row_stride: columns, column_stride: 1 }
+    }
+
+    /// The transposed view.
+    pub(crate) fn t(self) -> Self {
+        Self {
+            rows: self.columns,
+            columns: self.rows,
+            row_stride: self.column_stride,
+            column_stride: self.row_stride,
+            ..self
         }
+    }
+}
+
+/// `out = a · b` (or `out += a · b` when `accumulate`) for a row-major `out`, through `gemm`
+/// (AVX2/FMA micro-kernels; both cores for large products).
+///
+/// # Panics
+/// If the shapes do not match.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn matmul(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
+    let parallel = a.rows * a.columns * b.columns >= 1 << 21;
+    matmul_on(a, b, out, accumulate, parallel);
+}
+
+/// [`matmul`] on one thread, for callers that split the work between threads themselves.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn matmul_serial(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
+    matmul_on(a, b, out, accumulate, false);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn matmul_on(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool, parallel: bool) {
+    let (m, k, n) = (a.rows, a.columns, b.columns);
+    assert!(b.rows == k && out.len() == m * n, "matmul shapes");
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: a view's largest offset, (rows − 1)·row_stride + (columns − 1)·column_stride, lies
+    // inside its slice (`rows` and `t` keep that true), `out` holds m·n values (checked above),
+    // and `out` is a unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.values.as_ptr(),
+            a.column_stride as isize,
+            a.row_stride as isize,
+            b.values.as_ptr(),
+            b.column_stride as isize,
+            b.row_stride as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The modules follow the pipeline:
 //! [`preprocess`] (any picture → network input) → [`data`] (Omniglot, Lake's runs, splits; native)
-//! → [`model`] (the twin and head) → [`objective`] (losses) → [`train`] / [`eval`] (native)
+//! → [`model`] (the twin and head; natively its training passes run through the kernels of
+//! [`cpu_train`]) → [`objective`] (losses) → [`train`] / [`eval`] (native)
 //! → [`weights`] (files) → [`recognize`] (embedding and scoring; on the CPU through the
 //! hand-written kernels of [`cpu_twin`]) → `web` (the page's wasm glue);
 //! [`bench`] and [`export`] (native) measure it against other stacks.
@@ -18,6 +19,8 @@ pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cpu_train;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]

@@ -213,6 +213,29 @@ impl ConvStage {
         relu(x)
     }
 
+    /// The training forward pass through the kernels of [`crate::cpu_train`], on NHWC maps;
+    /// same function as [`forward`](Self::forward) in training mode, running statistics included.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn forward_nhwc(&self, x: Tensor<4>) -> Tensor<4> {
+        use crate::cpu_train::{conv_nhwc, norm_pool_relu};
+        let norm = self.norm.as_ref().expect("the CPU training kernels need a batch norm");
+        let [channels, _, kernel, _] = self.conv.weight.dims();
+        let bias =
+            self.conv.bias.as_ref().map_or_else(|| Tensor::zeros([channels], &x.device()), |bias| bias.val());
+        // `Same` padding for odd kernels, `Valid` otherwise (the only two the presets use).
+        let padding = if matches!(self.conv.padding, PaddingConfig2d::Same) { (kernel - 1) / 2 } else { 0 };
+        let z = conv_nhwc(x, self.conv.weight.val(), bias, padding);
+        let pool = if self.pool.is_some() { 2 } else { 1 };
+        let stage = norm_pool_relu(z, norm.gamma.val(), norm.beta.val(), norm.epsilon, pool);
+        // The running statistics as `BatchNorm::forward` updates them in training mode.
+        let blend = |running: Tensor<1>, batch: Tensor<1>| {
+            running.mul_scalar(1.0 - norm.momentum).add(batch.mul_scalar(norm.momentum)).detach()
+        };
+        norm.running_mean.update(blend(norm.running_mean.value_sync(), stage.mean));
+        norm.running_var.update(blend(norm.running_var.value_sync(), stage.variance));
+        stage.output
+    }
+
     /// The same function without the batch norm, which in inference mode is a fixed affine map
     /// per channel: `γ (x − μ) / √(σ² + ε) + β`, folded into the convolution's weights and bias.
     fn fold_norm(mut self) -> Self {
@@ -247,10 +270,44 @@ pub struct Siamese {
     head: Linear,
 }
 
+impl Twin {
+    /// The convolutional stages: `[n, 1, size, size]` → `[n, channels, side, side]`.
+    fn features(&self, images: Tensor<4>) -> Tensor<4> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.trains_on_cpu_kernels(&images) {
+            // One input channel: NCHW and NHWC are the same values.
+            let [n, _, height, width] = images.dims();
+            let x = self
+                .stages
+                .iter()
+                .fold(images.reshape([n, height, width, 1]), |x, stage| stage.forward_nhwc(x));
+            return x.permute([0, 3, 1, 2]);
+        }
+        self.stages.iter().fold(images, |x, stage| stage.forward(x))
+    }
+
+    /// Whether a forward pass on `images` is a training pass that the CPU training kernels can
+    /// run: autodiff over `flex`, one input channel, and a batch norm in training mode after
+    /// every convolution (Burn's path keeps everything else, e.g. frozen norms when fine-tuning).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn trains_on_cpu_kernels(&self, images: &Tensor<4>) -> bool {
+        let device = images.device();
+        // (Device equality ignores autodiff, hence both checks.)
+        device.is_autodiff()
+            && device == Device::flex()
+            && images.dims()[1] == 1
+            && images.dtype() == burn::tensor::DType::F32
+            && self
+                .stages
+                .iter()
+                .all(|stage| stage.norm.as_ref().is_some_and(|norm| norm.training.is_enabled()))
+    }
+}
+
 impl Siamese {
     /// Embeds a batch of preprocessed images `[n, 1, size, size]` into `[n, embedding]`.
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.twin.stages.iter().fold(images, |x, stage| stage.forward(x));
+        let x = self.twin.features(images);
         let x = self.twin.embed.forward(x.flatten(1, 3));
         if self.twin.sigmoid { sigmoid(x) } else { x }
     }

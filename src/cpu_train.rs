@@ -1,0 +1,876 @@
+//! Training kernels for the twin's convolutional stages on the CPU (native), with their own
+//! backward passes, plugged into Burn's autodiff as a backend extension.
+//!
+//! On Burn's `flex` backend a training step of the `web` network spent most of its time outside
+//! the arithmetic: every convolution converts NCHW to NHWC and back, and train-mode batch norm,
+//! max-pool and ReLU are a dozen separate passes over the largest maps (with their own backward
+//! passes). Here the feature maps stay NHWC from stage to stage and each stage is two operations:
+//!
+//! - [`conv_nhwc`]: im2col and one `gemm` product per group of images; backward: the bias
+//!   gradient as column sums, the weight gradient as `colsᵀ · dZ`, the input gradient as
+//!   `dZ · Wᵀ` scattered back (col2im) — each only when a parent asks for it;
+//! - [`norm_pool_relu`]: train-mode batch norm, 2×2 max-pool and ReLU in two passes, remembering
+//!   each output's winning input in one byte; backward: one pass over the outputs for the
+//!   parameter gradients, one over the inputs for the input gradient.
+//!
+//! [`crate::model`] routes a training forward pass here when the device is autodiff over
+//! `flex` and every stage has a batch norm in training mode; everything else (the dense layer,
+//! the head, the losses, the optimizer) stays Burn's. Both operations are tested against
+//! Burn's own to 1e-4, values and gradients.
+
+use std::fmt;
+use std::sync::Arc;
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata};
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::cpu_twin::{Matrix, grow, im2col_weights, matmul_serial};
+
+/// The stage operations as a Burn backend extension: forward on `flex`, and on autodiff over
+/// `flex` with the hand-written backward passes below.
+#[burn::backend::backend_extension(Flex, Autodiff)]
+pub trait StageOps: Backend {
+    /// Stride-1 convolution of NHWC maps `[n, h, w, in]` with Burn's `[out, in, k, k]` weights,
+    /// a bias `[out]` and `padding` zeros on every side: `[n, h', w', out]`.
+    fn conv_nhwc(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+
+    /// Train-mode batch norm (batch statistics, biased variance), then a `pool`×`pool` max-pool
+    /// (stride `pool`), then ReLU, on NHWC maps: the output and the batch's mean and variance.
+    fn norm_pool_relu(
+        z: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        pool: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// [`StageOps::conv_nhwc`] on tensors.
+pub fn conv_nhwc(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::conv_nhwc(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        padding,
+    ))
+}
+
+/// The output of [`norm_pool_relu`].
+#[derive(Debug, Clone)]
+pub struct NormPoolRelu {
+    /// The stage's output, NHWC.
+    pub output: Tensor<4>,
+    /// The batch mean of each channel (not differentiable).
+    pub mean: Tensor<1>,
+    /// The batch's biased variance of each channel (not differentiable).
+    pub variance: Tensor<1>,
+}
+
+/// [`StageOps::norm_pool_relu`] on tensors.
+pub fn norm_pool_relu(
+    z: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    pool: usize,
+) -> NormPoolRelu {
+    let (output, mean, variance) = Dispatch::norm_pool_relu(
+        z.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+        pool,
+    );
+    NormPoolRelu {
+        output: Tensor::from_dispatch(output),
+        mean: Tensor::from_dispatch(mean).detach(),
+        variance: Tensor::from_dispatch(variance).detach(),
+    }
+}
+
+impl StageOps for Flex {
+    fn conv_nhwc(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, padding: usize) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let conv = Conv::new(&x, &weight, padding);
+        tensor(conv.forward(f32s(&x), f32s(&weight), f32s(&bias)), conv.output_shape())
+    }
+
+    fn norm_pool_relu(
+        z: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        pool: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (z, gamma, beta) = (contiguous(z), contiguous(gamma), contiguous(beta));
+        let stage = NormPool::new(&z, pool);
+        let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
+        let channels = stage.channels;
+        (
+            tensor(forward.output, stage.output_shape()),
+            tensor(forward.mean, vec![channels]),
+            tensor(forward.variance, vec![channels]),
+        )
+    }
+}
+
+impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
+    fn conv_nhwc(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvBackward;
+
+        impl Backward<Flex, 3> for ConvBackward {
+            type State = (FlexTensor, FlexTensor, usize);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let (x, weight, padding) = ops.state;
+                let conv = Conv::new(&x, &weight, padding);
+                let grads_out = conv.backward(f32s(&x), f32s(&weight), f32s(&grad), node_x.is_some());
+                if let (Some(node), Some(dx)) = (node_x, grads_out.x) {
+                    grads.register::<Flex>(node.id, tensor(dx, x.shape().to_vec()));
+                }
+                if let Some(node) = node_weight {
+                    grads.register::<Flex>(node.id, tensor(grads_out.weight, weight.shape().to_vec()));
+                }
+                if let Some(node) = node_bias {
+                    grads.register::<Flex>(node.id, tensor(grads_out.bias, vec![conv.cout]));
+                }
+            }
+        }
+
+        let prepared =
+            ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful();
+        let (x, weight) = (contiguous(x.into_primitive()), contiguous(weight.into_primitive()));
+        let output = Flex::conv_nhwc(x.clone(), weight.clone(), bias.into_primitive(), padding);
+        match prepared {
+            OpsKind::Tracked(prep) => prep.finish((x, weight, padding), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
+    fn norm_pool_relu(
+        z: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        pool: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        #[derive(Debug)]
+        struct NormPoolBackward;
+
+        impl Backward<Flex, 3> for NormPoolBackward {
+            type State = (FlexTensor, FlexTensor, Statistics, Winners, usize);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node_z, node_gamma, node_beta] = ops.parents;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let (z, gamma, statistics, winners, pool) = ops.state;
+                let stage = NormPool::new(&z, pool);
+                let channels = stage.channels;
+                let grads_out = stage.backward(f32s(&z), f32s(&gamma), &statistics, &winners.0, f32s(&grad));
+                if let Some(node) = node_z {
+                    grads.register::<Flex>(node.id, tensor(grads_out.z, z.shape().to_vec()));
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<Flex>(node.id, tensor(grads_out.gamma, vec![channels]));
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<Flex>(node.id, tensor(grads_out.beta, vec![channels]));
+                }
+            }
+        }
+
+        let prepared =
+            NormPoolBackward.prepare::<C>([z.node(), gamma.node(), beta.node()]).compute_bound().stateful();
+        let (z, gamma, beta) = (
+            contiguous(z.into_primitive()),
+            contiguous(gamma.into_primitive()),
+            contiguous(beta.into_primitive()),
+        );
+        let stage = NormPool::new(&z, pool);
+        let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
+        let channels = stage.channels;
+        let mean = tensor(forward.mean.clone(), vec![channels]);
+        let variance = tensor(forward.variance.clone(), vec![channels]);
+        let output = tensor(forward.output, stage.output_shape());
+        let output = match prepared {
+            OpsKind::Tracked(prep) => {
+                let statistics = Statistics::new(forward.mean, &forward.variance, epsilon);
+                prep.finish((z, gamma, statistics, Winners(Arc::new(forward.winners)), pool), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        (output, Self::from_inner(mean), Self::from_inner(variance))
+    }
+}
+
+/// The tensor with its values in one contiguous run (no copy when they already are).
+fn contiguous(tensor: FlexTensor) -> FlexTensor {
+    tensor.to_contiguous()
+}
+
+/// The `f32` values of a contiguous tensor.
+///
+/// # Panics
+/// If the tensor does not hold `f32` (the model trains in `f32`) or is not contiguous.
+fn f32s(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// A tensor from values.
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// A stride-1 convolution's shapes, NHWC.
+#[derive(Debug, Clone, Copy)]
+struct Conv {
+    images: usize,
+    height: usize,
+    width: usize,
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    padding: usize,
+    out_height: usize,
+    out_width: usize,
+}
+
+/// The gradients of a convolution.
+struct ConvGrads {
+    /// NHWC like the input; `None` when not asked for.
+    x: Option<Vec<f32>>,
+    /// `[out, in, k, k]`.
+    weight: Vec<f32>,
+    /// `[out]`.
+    bias: Vec<f32>,
+}
+
+/// Values per im2col buffer, about 4 MiB: large products for `gemm`, a buffer that stays in
+/// the last-level cache.
+const COLUMNS_PER_GROUP: usize = 1 << 20;
+
+impl Conv {
+    /// The convolution of `x` `[n, h, w, in]` with `weight` `[out, in, k, k]`.
+    ///
+    /// # Panics
+    /// If the shapes do not fit together or the kernel is larger than the padded input.
+    fn new(x: &FlexTensor, weight: &FlexTensor, padding: usize) -> Self {
+        let [images, height, width, cin] = x.shape().dims::<4>();
+        let [cout, weight_cin, kernel, kernel_x] = weight.shape().dims::<4>();
+        assert!(
+            weight_cin == cin && kernel == kernel_x,
+            "conv_nhwc: weight {:?} for input {:?}",
+            weight.shape(),
+            x.shape()
+        );
+        let out = |side: usize| {
+            (side + 2 * padding).checked_sub(kernel - 1).expect("conv_nhwc: kernel larger than the input")
+        };
+        Self {
+            images,
+            height,
+            width,
+            cin,
+            cout,
+            kernel,
+            padding,
+            out_height: out(height),
+            out_width: out(width),
+        }
+    }
+
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.images, self.out_height, self.out_width, self.cout]
+    }
+
+    /// Values in one im2col row: `(ky, kx, in)`.
+    fn row_len(&self) -> usize {
+        self.kernel * self.kernel * self.cin
+    }
+
+    /// Output pixels per image, i.e. im2col rows per image.
+    fn pixels(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// Images per task: an im2col buffer of about [`COLUMNS_PER_GROUP`] values, and at least
+    /// one task per thread.
+    fn group(&self) -> usize {
+        let by_memory = COLUMNS_PER_GROUP / (self.pixels() * self.row_len()).max(1);
+        let by_threads = self.images.div_ceil(rayon::current_num_threads());
+        by_memory.min(by_threads).max(1)
+    }
+
+    fn image_len(&self) -> usize {
+        self.height * self.width * self.cin
+    }
+
+    /// The input rows `(iy, ix₀..ix₀+k)` under output pixel `(oy, ox)` for each `ky`: the range
+    /// of the im2col row they fill and of the image they come from, or `None` where the kernel
+    /// row lies in the padding. Columns in the padding are dropped from both ranges, and the
+    /// caller zero-fills what is left of the im2col row.
+    fn taps(
+        &self,
+        oy: usize,
+        ox: usize,
+        mut visit: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>),
+    ) {
+        let (k, cin) = (self.kernel, self.cin);
+        let x0 = ox as isize - self.padding as isize;
+        let kx_start = (-x0).max(0) as usize;
+        let kx_end = (self.width as isize - x0).clamp(0, k as isize) as usize;
+        if kx_start >= kx_end {
+            return;
+        }
+        for ky in 0..k {
+            let iy = (oy + ky) as isize - self.padding as isize;
+            if iy < 0 || iy >= self.height as isize {
+                continue;
+            }
+            let ix = (x0 + kx_start as isize) as usize;
+            let len = (kx_end - kx_start) * cin;
+            let row = (ky * k + kx_start) * cin;
+            let image = (iy as usize * self.width + ix) * cin;
+            visit(row..row + len, image..image + len);
+        }
+    }
+
+    /// Whether the kernel under output pixel `(oy, ox)` reaches into the padding.
+    fn at_border(&self, oy: usize, ox: usize) -> bool {
+        let p = self.padding;
+        oy < p || ox < p || oy + self.kernel > self.height + p || ox + self.kernel > self.width + p
+    }
+
+    /// Fills `columns` with the im2col rows of `images` (consecutive images, NHWC).
+    fn im2col(&self, images: &[f32], columns: &mut [f32]) {
+        let row_len = self.row_len();
+        for (columns, image) in
+            columns.chunks_exact_mut(self.pixels() * row_len).zip(images.chunks_exact(self.image_len()))
+        {
+            for (pixel, row) in columns.chunks_exact_mut(row_len).enumerate() {
+                let (oy, ox) = (pixel / self.out_width, pixel % self.out_width);
+                if self.at_border(oy, ox) {
+                    row.fill(0.0);
+                }
+                self.taps(oy, ox, |to, from| row[to].copy_from_slice(&image[from]));
+            }
+        }
+    }
+
+    /// Adds im2col rows back onto the images they came from (the adjoint of [`Conv::im2col`]).
+    fn col2im(&self, columns: &[f32], images: &mut [f32]) {
+        let row_len = self.row_len();
+        for (columns, image) in
+            columns.chunks_exact(self.pixels() * row_len).zip(images.chunks_exact_mut(self.image_len()))
+        {
+            for (pixel, row) in columns.chunks_exact(row_len).enumerate() {
+                self.taps(pixel / self.out_width, pixel % self.out_width, |from, to| {
+                    for (out, value) in image[to].iter_mut().zip(&row[from]) {
+                        *out += value;
+                    }
+                });
+            }
+        }
+    }
+
+    /// The output, NHWC: per group of images (one task each), im2col and one product on top of
+    /// the bias.
+    fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+        let weights = im2col_weights(weight, self.cin, self.cout, self.kernel);
+        let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
+        let mut output = vec![0.0; self.images * self.pixels() * cout];
+        output
+            .par_chunks_mut(group * self.pixels() * cout)
+            .zip(x.par_chunks(group * self.image_len()))
+            .for_each(|(output, images)| {
+                for row in output.chunks_exact_mut(cout) {
+                    row.copy_from_slice(bias);
+                }
+                with_columns(output.len() / cout * row_len, |columns| {
+                    self.im2col(images, columns);
+                    matmul_serial(Matrix::rows(columns, row_len), Matrix::rows(&weights, cout), output, true);
+                });
+            });
+        output
+    }
+
+    /// The gradients for the output gradient `grad` (NHWC); the input's only `with_x`. Each
+    /// group of images is one task; the weight and bias gradients are summed over the tasks.
+    fn backward(&self, x: &[f32], weight: &[f32], grad: &[f32], with_x: bool) -> ConvGrads {
+        let weights = im2col_weights(weight, self.cin, self.cout, self.kernel);
+        let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
+        let image_len = self.image_len();
+        let mut dx = vec![0.0; if with_x { x.len() } else { 0 }];
+        let tasks = self.images.div_ceil(group);
+        let dx_parts: Vec<&mut [f32]> = match with_x {
+            true => dx.chunks_mut(group * image_len).collect(),
+            false => (0..tasks).map(|_| <&mut [f32]>::default()).collect(),
+        };
+        let (weight_rows, bias) = x
+            .par_chunks(group * image_len)
+            .zip(grad.par_chunks(group * self.pixels() * cout))
+            .zip(dx_parts)
+            .map(|((images, grad), dx)| {
+                let mut bias = vec![0.0f32; cout];
+                for row in grad.chunks_exact(cout) {
+                    bias.iter_mut().zip(row).for_each(|(sum, value)| *sum += value);
+                }
+                let mut weight_rows = vec![0.0; row_len * cout];
+                with_columns(grad.len() / cout * row_len, |columns| {
+                    self.im2col(images, columns);
+                    // dW = colsᵀ · dZ.
+                    matmul_serial(
+                        Matrix::rows(columns, row_len).t(),
+                        Matrix::rows(grad, cout),
+                        &mut weight_rows,
+                        false,
+                    );
+                    if with_x {
+                        // d(cols) = dZ · Wᵀ, then back onto the input pixels.
+                        matmul_serial(
+                            Matrix::rows(grad, cout),
+                            Matrix::rows(&weights, cout).t(),
+                            columns,
+                            false,
+                        );
+                        self.col2im(columns, dx);
+                    }
+                });
+                (weight_rows, bias)
+            })
+            .reduce(
+                || (vec![0.0; row_len * cout], vec![0.0; cout]),
+                |(w, b), (w2, b2)| (add(w, &w2), add(b, &b2)),
+            );
+        // `[(ky, kx, in), out]` back to Burn's `[out, in, k, k]`.
+        let taps = self.kernel * self.kernel;
+        let mut weight_grad = vec![0.0; weight.len()];
+        for o in 0..cout {
+            for c in 0..self.cin {
+                for tap in 0..taps {
+                    weight_grad[(o * self.cin + c) * taps + tap] =
+                        weight_rows[(tap * self.cin + c) * cout + o];
+                }
+            }
+        }
+        ConvGrads { x: with_x.then_some(dx), weight: weight_grad, bias }
+    }
+}
+
+/// Element-wise `a + b`, reusing `a`.
+fn add(mut a: Vec<f32>, b: &[f32]) -> Vec<f32> {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    a
+}
+
+thread_local! {
+    /// Each thread's im2col buffer, kept between calls: a fresh one per call spent much of the
+    /// time in page faults.
+    static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` on this thread's im2col buffer, at least `len` long (old values left in it).
+fn with_columns<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
+    COLUMNS.with_borrow_mut(|columns| {
+        grow(columns, len);
+        work(&mut columns[..len])
+    })
+}
+
+/// Per-channel batch statistics kept for the backward pass.
+#[derive(Debug, Clone)]
+struct Statistics {
+    mean: Vec<f32>,
+    /// `1 / √(variance + ε)`.
+    inv_std: Vec<f32>,
+}
+
+impl Statistics {
+    fn new(mean: Vec<f32>, variance: &[f32], epsilon: f64) -> Self {
+        let inv_std = variance.iter().map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32).collect();
+        Self { mean, inv_std }
+    }
+}
+
+/// For each pooled output value, which input of its window won (`0..pool²`), or [`CLIPPED`]
+/// where ReLU zeroed it (no gradient flows).
+#[derive(Clone)]
+struct Winners(Arc<Vec<u8>>);
+
+impl fmt::Debug for Winners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Winners({} outputs)", self.0.len())
+    }
+}
+
+/// See [`Winners`].
+const CLIPPED: u8 = u8::MAX;
+
+/// Train-mode batch norm → max-pool → ReLU on NHWC maps.
+#[derive(Debug, Clone, Copy)]
+struct NormPool {
+    images: usize,
+    height: usize,
+    width: usize,
+    channels: usize,
+    pool: usize,
+}
+
+/// What [`NormPool::forward`] computes.
+struct NormPoolForward {
+    output: Vec<f32>,
+    mean: Vec<f32>,
+    variance: Vec<f32>,
+    winners: Vec<u8>,
+}
+
+/// The gradients of [`NormPool`].
+struct NormPoolGrads {
+    z: Vec<f32>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl NormPool {
+    /// # Panics
+    /// If `pool` is 0 or larger than 15 (a window's index must fit in a byte).
+    fn new(z: &FlexTensor, pool: usize) -> Self {
+        let [images, height, width, channels] = z.shape().dims::<4>();
+        assert!((1..16).contains(&pool), "norm_pool_relu: pool {pool}");
+        Self { images, height, width, channels, pool }
+    }
+
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.images, self.height / self.pool, self.width / self.pool, self.channels]
+    }
+
+    fn image_len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    fn output_len(&self) -> usize {
+        (self.height / self.pool) * (self.width / self.pool) * self.channels
+    }
+
+    /// Calls `visit(output offset, offsets of its window's pixels)` for every pooled pixel of one
+    /// image (offsets within the image); a trailing row or column that fills no whole window is
+    /// skipped, as Burn's pooling does.
+    fn windows(&self, mut visit: impl FnMut(usize, &[usize])) {
+        let (p, c) = (self.pool, self.channels);
+        let (out_h, out_w) = (self.height / p, self.width / p);
+        let mut offsets = vec![0; p * p];
+        for oy in 0..out_h {
+            for ox in 0..out_w {
+                for (i, offset) in offsets.iter_mut().enumerate() {
+                    *offset = ((oy * p + i / p) * self.width + ox * p + i % p) * c;
+                }
+                visit((oy * out_w + ox) * c, &offsets);
+            }
+        }
+    }
+
+    /// Per-channel sums of `f(channel, value)` over every pixel of `z`, in f64 (a batch's maps
+    /// hold millions of values), from f32 partial sums over runs of rows (so they vectorise),
+    /// one image per task.
+    fn channel_sums(&self, z: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f64> {
+        let c = self.channels;
+        z.par_chunks(self.image_len().max(1))
+            .map(|image| {
+                let mut total = vec![0.0f64; c];
+                let mut partial = vec![0.0f32; c];
+                for rows in image.chunks(64 * c) {
+                    partial.fill(0.0);
+                    for row in rows.chunks_exact(c) {
+                        for (ch, (sum, &v)) in partial.iter_mut().zip(row).enumerate() {
+                            *sum += f(ch, v);
+                        }
+                    }
+                    total.iter_mut().zip(&partial).for_each(|(t, &p)| *t += p as f64);
+                }
+                total
+            })
+            .reduce(|| vec![0.0; c], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect())
+    }
+
+    fn forward(&self, z: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> NormPoolForward {
+        let c = self.channels;
+        let count = (z.len() / c.max(1)) as f64;
+        let mean: Vec<f64> = self.channel_sums(z, |_, v| v).iter().map(|s| s / count).collect();
+        // The second pass centres on the f32 mean, so the squares stay small.
+        let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let variance: Vec<f64> = self
+            .channel_sums(z, |ch, v| (v - mean32[ch]) * (v - mean32[ch]))
+            .iter()
+            .zip(&mean)
+            .map(|(s, &m)| s / count - (m - m as f32 as f64).powi(2))
+            .collect();
+        let scale: Vec<f32> =
+            gamma.iter().zip(&variance).map(|(&g, &v)| (g as f64 / (v + epsilon).sqrt()) as f32).collect();
+        let shift: Vec<f32> = beta
+            .iter()
+            .zip(&mean)
+            .zip(&scale)
+            .map(|((&b, &m), &s)| (b as f64 - m * s as f64) as f32)
+            .collect();
+        let mut output = vec![0.0; self.images * self.output_len()];
+        let mut winners = vec![CLIPPED; output.len()];
+        output
+            .par_chunks_mut(self.output_len().max(1))
+            .zip(winners.par_chunks_mut(self.output_len().max(1)))
+            .zip(z.par_chunks(self.image_len().max(1)))
+            .for_each(|((output, winners), image)| {
+                let (mut best, mut best_at) = (vec![0.0f32; c], vec![0u8; c]);
+                self.windows(|out, offsets| {
+                    for (i, &offset) in offsets.iter().enumerate() {
+                        let row = &image[offset..offset + c];
+                        for ch in 0..c {
+                            let v = row[ch] * scale[ch] + shift[ch];
+                            if i == 0 || v > best[ch] {
+                                best[ch] = v;
+                                best_at[ch] = i as u8;
+                            }
+                        }
+                    }
+                    let (output, winners) = (&mut output[out..out + c], &mut winners[out..out + c]);
+                    for ch in 0..c {
+                        let alive = best[ch] > 0.0;
+                        output[ch] = if alive { best[ch] } else { 0.0 };
+                        winners[ch] = if alive { best_at[ch] } else { CLIPPED };
+                    }
+                });
+            });
+        NormPoolForward {
+            output,
+            mean: mean32,
+            variance: variance.iter().map(|&v| v as f32).collect(),
+            winners,
+        }
+    }
+
+    fn backward(
+        &self,
+        z: &[f32],
+        gamma: &[f32],
+        statistics: &Statistics,
+        winners: &[u8],
+        grad: &[f32],
+    ) -> NormPoolGrads {
+        let c = self.channels;
+        let Statistics { mean, inv_std } = statistics;
+        let (image_len, output_len) = (self.image_len().max(1), self.output_len().max(1));
+        // The gradient of the normalised values x̂ = (z − μ)/σ is the output gradient at each
+        // window's winner and 0 elsewhere, so the parameter sums run over the outputs only.
+        let (dbeta, dgamma) = z
+            .par_chunks(image_len)
+            .zip(winners.par_chunks(output_len))
+            .zip(grad.par_chunks(output_len))
+            .map(|((image, winners), grad)| {
+                let (mut dbeta, mut dgamma) = (vec![0.0f64; c], vec![0.0f64; c]);
+                self.windows(|out, offsets| {
+                    for ch in 0..c {
+                        let winner = winners[out + ch];
+                        if winner != CLIPPED {
+                            let g = grad[out + ch];
+                            let normalized = (image[offsets[winner as usize] + ch] - mean[ch]) * inv_std[ch];
+                            dbeta[ch] += g as f64;
+                            dgamma[ch] += (g * normalized) as f64;
+                        }
+                    }
+                });
+                (dbeta, dgamma)
+            })
+            .reduce(
+                || (vec![0.0; c], vec![0.0; c]),
+                |(a, b), (x, y)| {
+                    (
+                        a.iter().zip(&x).map(|(p, q)| p + q).collect(),
+                        b.iter().zip(&y).map(|(p, q)| p + q).collect(),
+                    )
+                },
+            );
+        // dz = γ/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)): the last two terms are an affine
+        // function of z per channel, a·z + b; the first is added at the winners.
+        let count = (z.len() / c.max(1)) as f64;
+        let (mut a, mut b) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for ch in 0..c {
+            let (g, s) = (gamma[ch] as f64, inv_std[ch] as f64);
+            a[ch] = (-g * s * s * dgamma[ch] / count) as f32;
+            b[ch] = (-g * s / count * (dbeta[ch] - mean[ch] as f64 * s * dgamma[ch])) as f32;
+        }
+        let direct: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+        let mut dz = vec![0.0; z.len()];
+        dz.par_chunks_mut(image_len)
+            .zip(z.par_chunks(image_len))
+            .zip(winners.par_chunks(output_len).zip(grad.par_chunks(output_len)))
+            .for_each(|((dz, image), (winners, grad))| {
+                for (dz, row) in dz.chunks_exact_mut(c).zip(image.chunks_exact(c)) {
+                    for ch in 0..c {
+                        dz[ch] = a[ch] * row[ch] + b[ch];
+                    }
+                }
+                self.windows(|out, offsets| {
+                    for ch in 0..c {
+                        let winner = winners[out + ch];
+                        if winner != CLIPPED {
+                            dz[offsets[winner as usize] + ch] += direct[ch] * grad[out + ch];
+                        }
+                    }
+                });
+            });
+        NormPoolGrads {
+            z: dz,
+            gamma: dgamma.iter().map(|&g| g as f32).collect(),
+            beta: dbeta.iter().map(|&g| g as f32).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::activation::relu;
+    use burn::tensor::module::{batch_norm_train, conv2d};
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    fn device() -> Device {
+        let device = Device::flex();
+        device.seed(7);
+        device.autodiff()
+    }
+
+    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device).require_grad()
+    }
+
+    fn nchw(x: Tensor<4>) -> Tensor<4> {
+        x.permute([0, 3, 1, 2])
+    }
+
+    fn nhwc(x: Tensor<4>) -> Tensor<4> {
+        x.permute([0, 2, 3, 1])
+    }
+
+    fn assert_close<const D: usize>(what: &str, got: Tensor<D>, expected: Tensor<D>, tolerance: f32) {
+        assert_eq!(got.dims(), expected.dims(), "{what}: shape");
+        println!("{what}");
+        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::rel_abs(1e-5, tolerance));
+    }
+
+    /// Values and all three gradients against Burn's NCHW convolution, under a random upstream
+    /// gradient.
+    fn assert_conv_matches_burn(x: [usize; 4], cout: usize, kernel: usize, padding: usize, tolerance: f32) {
+        let device = device();
+        let cin = x[3];
+        let x = random(x, &device);
+        let weight = random([cout, cin, kernel, kernel], &device);
+        let bias = random([cout], &device);
+        let ours = conv_nhwc(x.clone(), weight.clone(), bias.clone(), padding);
+        let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
+        let theirs = nhwc(conv2d(nchw(x.clone()), weight.clone(), Some(bias.clone()), options));
+        let upstream = Tensor::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let ours_grads = (ours.clone() * upstream.clone()).sum().backward();
+        let theirs_grads = (theirs.clone() * upstream).sum().backward();
+        assert_close("output", ours, theirs, tolerance);
+        assert_close("x grad", x.grad(&ours_grads).unwrap(), x.grad(&theirs_grads).unwrap(), tolerance);
+        let weight_grads = (weight.grad(&ours_grads).unwrap(), weight.grad(&theirs_grads).unwrap());
+        assert_close("weight grad", weight_grads.0, weight_grads.1, tolerance);
+        assert_close(
+            "bias grad",
+            bias.grad(&ours_grads).unwrap(),
+            bias.grad(&theirs_grads).unwrap(),
+            tolerance,
+        );
+    }
+
+    #[test]
+    fn same_convolution_matches_burn() {
+        assert_conv_matches_burn([3, 7, 6, 4], 5, 3, 1, 1e-4);
+    }
+
+    #[test]
+    fn valid_convolution_with_one_input_channel_matches_burn() {
+        assert_conv_matches_burn([2, 9, 8, 1], 6, 4, 0, 1e-4);
+    }
+
+    #[test]
+    fn grouped_im2col_matches_burn() {
+        // 40 images of 16×16×16: more than one im2col group. The weight gradient sums 10,240
+        // products of N(0, 1) values per entry; the two summation orders differ by ~1e-4.
+        assert!(COLUMNS_PER_GROUP / (16 * 16 * 9 * 16) < 40);
+        assert_conv_matches_burn([40, 16, 16, 16], 8, 3, 1, 1e-3);
+    }
+
+    /// Values, statistics and gradients against Burn's batch norm, max-pool and ReLU.
+    fn assert_norm_pool_relu_matches_burn(z: [usize; 4], pool: usize) {
+        let device = device();
+        let channels = z[3];
+        // Offsets and scales per channel, so the statistics have work to do.
+        let z = (Tensor::<4>::random(z, Distribution::Normal(0.0, 1.0), &device) * 3.0 + 1.5)
+            .detach()
+            .require_grad();
+        let gamma = random([channels], &device);
+        let beta = random([channels], &device);
+        let ours = norm_pool_relu(z.clone(), gamma.clone(), beta.clone(), 1e-5, pool);
+        let reference = batch_norm_train(nchw(z.clone()), gamma.clone(), beta.clone(), 1e-5);
+        let pooled = match pool {
+            1 => reference.output,
+            _ => MaxPool2dConfig::new([pool, pool]).init().forward(reference.output),
+        };
+        let theirs = nhwc(relu(pooled));
+        let upstream = Tensor::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let ours_grads = (ours.output.clone() * upstream.clone()).sum().backward();
+        let theirs_grads = (theirs.clone() * upstream).sum().backward();
+        assert_close("output", ours.output, theirs, 1e-4);
+        assert_close("mean", ours.mean, reference.mean, 1e-4);
+        assert_close("variance", ours.variance, reference.variance, 1e-4);
+        assert_close("z grad", z.grad(&ours_grads).unwrap(), z.grad(&theirs_grads).unwrap(), 1e-4);
+        let gamma_grads = (gamma.grad(&ours_grads).unwrap(), gamma.grad(&theirs_grads).unwrap());
+        assert_close("gamma grad", gamma_grads.0, gamma_grads.1, 1e-4);
+        assert_close("beta grad", beta.grad(&ours_grads).unwrap(), beta.grad(&theirs_grads).unwrap(), 1e-4);
+    }
+
+    #[test]
+    fn norm_pool_relu_matches_burn() {
+        assert_norm_pool_relu_matches_burn([4, 6, 8, 5], 2);
+    }
+
+    #[test]
+    fn norm_pool_relu_with_odd_sides_and_no_pool_matches_burn() {
+        assert_norm_pool_relu_matches_burn([3, 7, 5, 3], 2);
+        assert_norm_pool_relu_matches_burn([3, 5, 4, 6], 1);
+    }
+
+    #[test]
+    fn untracked_inputs_get_no_gradient() {
+        let device = device();
+        let x = Tensor::<4>::random([2, 5, 5, 1], Distribution::Normal(0.0, 1.0), &device);
+        let weight = random([3, 1, 3, 3], &device);
+        let bias = Tensor::<1>::zeros([3], &device);
+        let grads = conv_nhwc(x.clone(), weight.clone(), bias, 1).sum().backward();
+        assert!(weight.grad(&grads).is_some());
+        assert!(x.grad(&grads).is_none());
+    }
+}
