@@ -32,7 +32,10 @@ use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata};
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::cpu_twin::{Matrix, grow, im2col_weights, matmul_serial};
+use crate::cpu_twin::{
+    F4, F32x4, Matrix, grow, im2col_weights, matmul_on, matmul_serial, winograd_input, winograd_output,
+    winograd_weight_values,
+};
 
 /// The stage operations as a Burn backend extension: forward on `flex`, and on autodiff over
 /// `flex` with the hand-written backward passes below.
@@ -397,6 +400,9 @@ impl Conv {
     /// The output, NHWC: per group of images (one task each), im2col and one product on top of
     /// the bias.
     fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+        if self.winograd() {
+            return self.winograd_forward(x, weight, bias);
+        }
         let weights = im2col_weights(weight, self.cin, self.cout, self.kernel);
         let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
         let mut output = vec![0.0; self.images * self.pixels() * cout];
@@ -415,6 +421,32 @@ impl Conv {
         output
     }
 
+    /// Whether the convolution is 3×3 "same" on maps and channel counts that Winograd
+    /// F(4×4, 3×3) tiles exactly (all of the `web` preset's but the first, one-channel, stage).
+    fn winograd(&self) -> bool {
+        self.kernel == 3
+            && self.padding == 1
+            && self.height % 4 == 0
+            && self.width % 4 == 0
+            && self.cin % 4 == 0
+            && self.cout % 4 == 0
+    }
+
+    /// [`Conv::forward`] by Winograd F(4×4, 3×3): per group of images, the input transform,
+    /// 36 products `[tiles, in] · [in, out]` and the output transform, plus the bias.
+    fn winograd_forward(&self, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+        let transformed = winograd_weight_values::<4, 6, F4>(weight, self.cin, self.cout);
+        let mut output = vec![0.0; self.images * self.pixels() * self.cout];
+        let group = self.images.div_ceil(rayon::current_num_threads()).max(1);
+        output
+            .par_chunks_mut(group * self.pixels() * self.cout)
+            .zip(x.par_chunks(group * self.image_len()))
+            .for_each(|(output, images)| {
+                winograd_3x3(images, self.height, self.width, self.cin, self.cout, &transformed, bias, output)
+            });
+        output
+    }
+
     /// The gradients for the output gradient `grad` (NHWC); the input's only `with_x`. Each
     /// group of images is one task; the weight and bias gradients are summed over the tasks.
     fn backward(&self, x: &[f32], weight: &[f32], grad: &[f32], with_x: bool) -> ConvGrads {
@@ -422,6 +454,14 @@ impl Conv {
         let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
         let image_len = self.image_len();
         let mut dx = vec![0.0; if with_x { x.len() } else { 0 }];
+        let flipped = match with_x && self.winograd() {
+            true => winograd_weight_values::<4, 6, F4>(
+                &rotated_transposed(weight, self.cout, self.cin),
+                cout,
+                self.cin,
+            ),
+            false => Vec::new(),
+        };
         let tasks = self.images.div_ceil(group);
         let dx_parts: Vec<&mut [f32]> = match with_x {
             true => dx.chunks_mut(group * image_len).collect(),
@@ -446,7 +486,7 @@ impl Conv {
                         &mut weight_rows,
                         false,
                     );
-                    if with_x {
+                    if with_x && !self.winograd() {
                         // d(cols) = dZ · Wᵀ, then back onto the input pixels.
                         matmul_serial(
                             Matrix::rows(grad, cout),
@@ -457,6 +497,12 @@ impl Conv {
                         self.col2im(columns, dx);
                     }
                 });
+                if with_x && self.winograd() {
+                    // The input gradient of a 3×3 "same" convolution is the "same" convolution of
+                    // the output gradient with the kernel turned by 180° and in/out swapped.
+                    let zeros = vec![0.0; self.cin];
+                    winograd_3x3(grad, self.height, self.width, cout, self.cin, &flipped, &zeros, dx);
+                }
                 (weight_rows, bias)
             })
             .reduce(
@@ -478,6 +524,66 @@ impl Conv {
     }
 }
 
+/// A 3×3 "same" convolution of NHWC `images` (sides multiples of 4, channels multiples of 4)
+/// by Winograd F(4×4, 3×3) with `transformed` weights (from `winograd_weight_values`), plus
+/// `bias`, into `output` (NHWC), on this thread.
+#[allow(clippy::too_many_arguments)]
+fn winograd_3x3(
+    images: &[f32],
+    height: usize,
+    width: usize,
+    cin: usize,
+    cout: usize,
+    transformed: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+) {
+    let (tiles_y, tiles_x) = (height / 4, width / 4);
+    let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
+    with_scratch(36 * n * cin, 36 * n * cout, |tiles, products| {
+        let t0 = std::time::Instant::now();
+        winograd_input::<4, 6, F4>(images, height, width, cin, tiles);
+        let t1 = std::time::Instant::now();
+        // One product per transform position ξ: rows of every tile's values at ξ.
+        for (xi, weight) in transformed.chunks_exact(cin * cout).enumerate() {
+            let tiles = Matrix::strided(&tiles[xi * cin..], n, cin, 36 * cin);
+            matmul_on(tiles, Matrix::rows(weight, cout), &mut products[xi * cout..], 36 * cout, false, false);
+        }
+        let t2 = std::time::Instant::now();
+        winograd_output::<4, 6, F4>(products, n, cout, |t, o, block| {
+            let (b, y, x) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
+            let bias = F32x4::load(&bias[o..]);
+            for (a, row) in block.iter().enumerate() {
+                for (e, value) in row.iter().enumerate() {
+                    let at = ((b * height + 4 * y + a) * width + 4 * x + e) * cout + o;
+                    value.add(bias).store(&mut output[at..]);
+                }
+            }
+        });
+        if std::env::var("PROBE").is_ok() {
+            eprintln!(
+                "wino n {n} cin {cin} cout {cout}: input {:?} products {:?} output {:?}",
+                t1 - t0,
+                t2 - t1,
+                t2.elapsed()
+            );
+        }
+    });
+}
+
+/// Burn's `[out, in, 3, 3]` weights turned by 180° with in and out swapped: `[in, out, 3, 3]`.
+fn rotated_transposed(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    let mut out = vec![0.0; weight.len()];
+    for o in 0..cout {
+        for c in 0..cin {
+            for tap in 0..9 {
+                out[(c * cout + o) * 9 + (8 - tap)] = weight[(o * cin + c) * 9 + tap];
+            }
+        }
+    }
+    out
+}
+
 /// Element-wise `a + b`, reusing `a`.
 fn add(mut a: Vec<f32>, b: &[f32]) -> Vec<f32> {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
@@ -485,17 +591,24 @@ fn add(mut a: Vec<f32>, b: &[f32]) -> Vec<f32> {
 }
 
 thread_local! {
-    /// Each thread's im2col buffer, kept between calls: a fresh one per call spent much of the
-    /// time in page faults.
-    static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's two scratch buffers (im2col columns, or Winograd tiles and products), kept
+    /// between calls: fresh ones per call spent much of the time in page faults.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
 }
 
-/// Runs `work` on this thread's im2col buffer, at least `len` long (old values left in it).
-fn with_columns<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
-    COLUMNS.with_borrow_mut(|columns| {
-        grow(columns, len);
-        work(&mut columns[..len])
+/// Runs `work` on this thread's scratch buffers, `first` and `second` long (old values left in
+/// them).
+fn with_scratch<R>(first: usize, second: usize, work: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|[a, b]| {
+        grow(a, first);
+        grow(b, second);
+        work(&mut a[..first], &mut b[..second])
     })
+}
+
+/// Runs `work` on this thread's first scratch buffer, `len` long.
+fn with_columns<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_scratch(len, 0, |columns, _| work(columns))
 }
 
 /// Per-channel batch statistics kept for the backward pass.
@@ -566,11 +679,11 @@ impl NormPool {
     }
 
     fn image_len(&self) -> usize {
-        self.height * self.width * self.channels
+        (self.height * self.width * self.channels).max(1)
     }
 
     fn output_len(&self) -> usize {
-        (self.height / self.pool) * (self.width / self.pool) * self.channels
+        ((self.height / self.pool) * (self.width / self.pool) * self.channels).max(1)
     }
 
     /// Calls `visit(output offset, offsets of its window's pixels)` for every pooled pixel of one
@@ -590,41 +703,45 @@ impl NormPool {
         }
     }
 
-    /// Per-channel sums of `f(channel, value)` over every pixel of `z`, in f64 (a batch's maps
-    /// hold millions of values), from f32 partial sums over runs of rows (so they vectorise),
-    /// one image per task.
-    fn channel_sums(&self, z: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f64> {
+    /// Per-channel mean and biased variance of `z`, in one pass: sums of `z − k` and `(z − k)²`
+    /// for a shift `k` (the first pixel, close to the mean, so the squares do not cancel), in
+    /// f32 over runs of 64 pixels (which vectorise across channels) and f64 beyond.
+    fn statistics(&self, z: &[f32]) -> (Vec<f64>, Vec<f64>) {
         let c = self.channels;
-        z.par_chunks(self.image_len().max(1))
+        let shift = &z[..c];
+        let (sums, squares) = z
+            .par_chunks(self.image_len())
             .map(|image| {
-                let mut total = vec![0.0f64; c];
-                let mut partial = vec![0.0f32; c];
-                for rows in image.chunks(64 * c) {
-                    partial.fill(0.0);
-                    for row in rows.chunks_exact(c) {
-                        for (ch, (sum, &v)) in partial.iter_mut().zip(row).enumerate() {
-                            *sum += f(ch, v);
+                let (mut sums, mut squares) = (vec![0.0f64; c], vec![0.0f64; c]);
+                let (mut sum, mut square) = (vec![0.0f32; c], vec![0.0f32; c]);
+                for run in image.chunks(64 * c) {
+                    sum.fill(0.0);
+                    square.fill(0.0);
+                    for row in run.chunks_exact(c) {
+                        for ((s, q), (&v, &k)) in
+                            sum.iter_mut().zip(square.iter_mut()).zip(row.iter().zip(shift))
+                        {
+                            let d = v - k;
+                            *s += d;
+                            *q += d * d;
                         }
                     }
-                    total.iter_mut().zip(&partial).for_each(|(t, &p)| *t += p as f64);
+                    add_f64(&mut sums, &sum);
+                    add_f64(&mut squares, &square);
                 }
-                total
+                (sums, squares)
             })
-            .reduce(|| vec![0.0; c], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect())
+            .reduce(|| (vec![0.0; c], vec![0.0; c]), |a, b| (sum_f64(a.0, &b.0), sum_f64(a.1, &b.1)));
+        let count = (z.len() / c) as f64;
+        let mean: Vec<f64> = sums.iter().zip(shift).map(|(s, &k)| k as f64 + s / count).collect();
+        let variance =
+            sums.iter().zip(&squares).map(|(s, q)| (q / count - (s / count).powi(2)).max(0.0)).collect();
+        (mean, variance)
     }
 
     fn forward(&self, z: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> NormPoolForward {
         let c = self.channels;
-        let count = (z.len() / c.max(1)) as f64;
-        let mean: Vec<f64> = self.channel_sums(z, |_, v| v).iter().map(|s| s / count).collect();
-        // The second pass centres on the f32 mean, so the squares stay small.
-        let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-        let variance: Vec<f64> = self
-            .channel_sums(z, |ch, v| (v - mean32[ch]) * (v - mean32[ch]))
-            .iter()
-            .zip(&mean)
-            .map(|(s, &m)| s / count - (m - m as f32 as f64).powi(2))
-            .collect();
+        let (mean, variance) = self.statistics(z);
         let scale: Vec<f32> =
             gamma.iter().zip(&variance).map(|(&g, &v)| (g as f64 / (v + epsilon).sqrt()) as f32).collect();
         let shift: Vec<f32> = beta
@@ -636,33 +753,39 @@ impl NormPool {
         let mut output = vec![0.0; self.images * self.output_len()];
         let mut winners = vec![CLIPPED; output.len()];
         output
-            .par_chunks_mut(self.output_len().max(1))
-            .zip(winners.par_chunks_mut(self.output_len().max(1)))
-            .zip(z.par_chunks(self.image_len().max(1)))
+            .par_chunks_mut(self.output_len())
+            .zip(winners.par_chunks_mut(self.output_len()))
+            .zip(z.par_chunks(self.image_len()))
             .for_each(|((output, winners), image)| {
-                let (mut best, mut best_at) = (vec![0.0f32; c], vec![0u8; c]);
+                let (mut best, mut best_at) = (vec![0.0f32; c], vec![0u32; c]);
                 self.windows(|out, offsets| {
+                    // The normalised maximum over the window (first winner on ties), lane by lane.
                     for (i, &offset) in offsets.iter().enumerate() {
                         let row = &image[offset..offset + c];
-                        for ch in 0..c {
-                            let v = row[ch] * scale[ch] + shift[ch];
-                            if i == 0 || v > best[ch] {
-                                best[ch] = v;
-                                best_at[ch] = i as u8;
-                            }
+                        let lanes = best
+                            .iter_mut()
+                            .zip(best_at.iter_mut())
+                            .zip(row.iter().zip(scale.iter().zip(&shift)));
+                        for ((best, at), (&v, (&scale, &shift))) in lanes {
+                            let v = v * scale + shift;
+                            let better = i == 0 || v > *best;
+                            *best = if better { v } else { *best };
+                            *at = if better { i as u32 } else { *at };
                         }
                     }
                     let (output, winners) = (&mut output[out..out + c], &mut winners[out..out + c]);
-                    for ch in 0..c {
-                        let alive = best[ch] > 0.0;
-                        output[ch] = if alive { best[ch] } else { 0.0 };
-                        winners[ch] = if alive { best_at[ch] } else { CLIPPED };
+                    for ((output, winner), (&best, &at)) in
+                        output.iter_mut().zip(winners).zip(best.iter().zip(&best_at))
+                    {
+                        let alive = best > 0.0;
+                        *output = if alive { best } else { 0.0 };
+                        *winner = if alive { at as u8 } else { CLIPPED };
                     }
                 });
             });
         NormPoolForward {
             output,
-            mean: mean32,
+            mean: mean.iter().map(|&m| m as f32).collect(),
             variance: variance.iter().map(|&v| v as f32).collect(),
             winners,
         }
@@ -678,40 +801,39 @@ impl NormPool {
     ) -> NormPoolGrads {
         let c = self.channels;
         let Statistics { mean, inv_std } = statistics;
-        let (image_len, output_len) = (self.image_len().max(1), self.output_len().max(1));
+        let (image_len, output_len) = (self.image_len(), self.output_len());
         // The gradient of the normalised values x̂ = (z − μ)/σ is the output gradient at each
-        // window's winner and 0 elsewhere, so the parameter sums run over the outputs only.
+        // window's winner and 0 elsewhere, so the parameter sums run over the outputs only:
+        // for each window position, the lanes it won.
         let (dbeta, dgamma) = z
             .par_chunks(image_len)
             .zip(winners.par_chunks(output_len))
             .zip(grad.par_chunks(output_len))
             .map(|((image, winners), grad)| {
-                let (mut dbeta, mut dgamma) = (vec![0.0f64; c], vec![0.0f64; c]);
+                let (mut dbeta, mut dgamma) = (vec![0.0f32; c], vec![0.0f32; c]);
                 self.windows(|out, offsets| {
-                    for ch in 0..c {
-                        let winner = winners[out + ch];
-                        if winner != CLIPPED {
-                            let g = grad[out + ch];
-                            let normalized = (image[offsets[winner as usize] + ch] - mean[ch]) * inv_std[ch];
-                            dbeta[ch] += g as f64;
-                            dgamma[ch] += (g * normalized) as f64;
+                    let (winners, grad) = (&winners[out..out + c], &grad[out..out + c]);
+                    for (i, &offset) in offsets.iter().enumerate() {
+                        let row = &image[offset..offset + c];
+                        let lanes = dbeta.iter_mut().zip(dgamma.iter_mut()).zip(winners.iter().zip(grad));
+                        for (((db, dg), (&w, &g)), (&v, (&m, &s))) in
+                            lanes.zip(row.iter().zip(mean.iter().zip(inv_std)))
+                        {
+                            let g = if w as usize == i { g } else { 0.0 };
+                            *db += g;
+                            *dg += g * ((v - m) * s);
                         }
                     }
                 });
-                (dbeta, dgamma)
+                (
+                    dbeta.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                    dgamma.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                )
             })
-            .reduce(
-                || (vec![0.0; c], vec![0.0; c]),
-                |(a, b), (x, y)| {
-                    (
-                        a.iter().zip(&x).map(|(p, q)| p + q).collect(),
-                        b.iter().zip(&y).map(|(p, q)| p + q).collect(),
-                    )
-                },
-            );
+            .reduce(|| (vec![0.0; c], vec![0.0; c]), |a, b| (sum_f64(a.0, &b.0), sum_f64(a.1, &b.1)));
         // dz = γ/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)): the last two terms are an affine
         // function of z per channel, a·z + b; the first is added at the winners.
-        let count = (z.len() / c.max(1)) as f64;
+        let count = (z.len() / c) as f64;
         let (mut a, mut b) = (vec![0.0f32; c], vec![0.0f32; c]);
         for ch in 0..c {
             let (g, s) = (gamma[ch] as f64, inv_std[ch] as f64);
@@ -725,15 +847,16 @@ impl NormPool {
             .zip(winners.par_chunks(output_len).zip(grad.par_chunks(output_len)))
             .for_each(|((dz, image), (winners, grad))| {
                 for (dz, row) in dz.chunks_exact_mut(c).zip(image.chunks_exact(c)) {
-                    for ch in 0..c {
-                        dz[ch] = a[ch] * row[ch] + b[ch];
+                    for ((dz, &v), (&a, &b)) in dz.iter_mut().zip(row).zip(a.iter().zip(&b)) {
+                        *dz = a * v + b;
                     }
                 }
                 self.windows(|out, offsets| {
-                    for ch in 0..c {
-                        let winner = winners[out + ch];
-                        if winner != CLIPPED {
-                            dz[offsets[winner as usize] + ch] += direct[ch] * grad[out + ch];
+                    let (winners, grad) = (&winners[out..out + c], &grad[out..out + c]);
+                    for (i, &offset) in offsets.iter().enumerate() {
+                        let dz = &mut dz[offset..offset + c];
+                        for ((dz, &d), (&w, &g)) in dz.iter_mut().zip(&direct).zip(winners.iter().zip(grad)) {
+                            *dz += if w as usize == i { d * g } else { 0.0 };
                         }
                     }
                 });
@@ -744,6 +867,17 @@ impl NormPool {
             beta: dbeta.iter().map(|&g| g as f32).collect(),
         }
     }
+}
+
+/// Adds f32 partial sums into f64 totals.
+fn add_f64(totals: &mut [f64], partial: &[f32]) {
+    totals.iter_mut().zip(partial).for_each(|(t, &p)| *t += p as f64);
+}
+
+/// Element-wise `a + b`, reusing `a`.
+fn sum_f64(mut a: Vec<f64>, b: &[f64]) -> Vec<f64> {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    a
 }
 
 #[cfg(test)]
@@ -816,6 +950,12 @@ mod tests {
     }
 
     #[test]
+    fn winograd_convolution_matches_burn() {
+        // F(4×4, 3×3)'s transforms cost a few bits: 2e-4 on values of N(0, 1) inputs and weights.
+        assert_conv_matches_burn([3, 8, 12, 8], 12, 3, 1, 2e-4);
+    }
+
+    #[test]
     fn grouped_im2col_matches_burn() {
         // 40 images of 16×16×16: more than one im2col group. The weight gradient sums 10,240
         // products of N(0, 1) values per entry; the two summation orders differ by ~1e-4.
@@ -872,5 +1012,33 @@ mod tests {
         let grads = conv_nhwc(x.clone(), weight.clone(), bias, 1).sum().backward();
         assert!(weight.grad(&grads).is_some());
         assert!(x.grad(&grads).is_none());
+    }
+}
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe_winograd_input() {
+        let (h, w, cin, images) = (16, 16, 64, 32);
+        let x: Vec<f32> = (0..images * h * w * cin).map(|i| (i % 97) as f32 * 0.01).collect();
+        let n = images * (h / 4) * (w / 4);
+        let mut tiles = vec![0.0f32; 36 * n * cin];
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            winograd_input::<4, 6, F4>(&x, h, w, cin, &mut tiles);
+            eprintln!("input {:?}", t.elapsed());
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            tiles.iter_mut().for_each(|v| *v += 1.0);
+        }
+        eprintln!("10 passes over tiles {:?}", t.elapsed());
+        let one = &x[..h * w * cin];
+        let t = std::time::Instant::now();
+        for _ in 0..32 {
+            winograd_input::<4, 6, F4>(one, h, w, cin, &mut tiles[..36 * 16 * cin]);
+        }
+        eprintln!("32 x one image (same as one batch) {:?}", t.elapsed());
     }
 }

@@ -103,7 +103,7 @@ pub struct CpuTwin {
     sigmoid: bool,
 }
 
-use simd::F32x4;
+pub(crate) use simd::F32x4;
 
 /// Output channels the direct kernel computes at once (two 128-bit SIMD vectors).
 const LANES: usize = 8;
@@ -223,7 +223,8 @@ impl CpuTwin {
         let width = self.embedding();
         let mut out = vec![0.0; maps.images * width];
         debug_assert_eq!(flat, self.embed_weight.k);
-        self.embed_weight.multiply(&maps.values, maps.images, &mut out);
+        let (k, n) = (maps.values.len() / maps.images.max(1), out.len() / maps.images.max(1));
+        self.embed_weight.multiply(&maps.values, k, maps.images, &mut out, n);
         for row in out.chunks_exact_mut(width) {
             for (value, bias) in row.iter_mut().zip(&self.embed_bias) {
                 let x = *value + bias;
@@ -334,7 +335,7 @@ impl Stage {
                 }
             }
             grow(products, count * oy * ox * cout);
-            weight.multiply(columns, count * oy * ox, products);
+            weight.multiply(columns, row, count * oy * ox, products, cout);
             let pooled = &mut out.values[first * py * px * cout..(first + count) * py * px * cout];
             if self.pool {
                 for (i, dst) in pooled.chunks_exact_mut(cout).enumerate() {
@@ -371,65 +372,111 @@ impl Stage {
         let (py, px) = (input.side_y / 2, input.side_x / 2);
         let chunk = images_per_pass(ty * tx * T * T * (cin + cout) * 4);
         let mut out = Maps::zeros(input.images, py, px, cout);
-        let zeros = vec![0.0; cin];
+        let image_len = input.side_y * input.side_x * cin;
         let Scratch { inputs: tiles, products } = scratch;
-        for first in (0..input.images).step_by(chunk) {
-            let count = chunk.min(input.images - first);
-            let n = count * ty * tx;
-            // tiles[ξ][t] = (Bᵀ d B)[ξ] for tile t's T×T patch d, four channels at a time.
+        for (index, images) in input.values.chunks(chunk * image_len).enumerate() {
+            let first = index * chunk;
+            let n = images.len() / image_len * ty * tx;
             grow(tiles, T * T * n * cin);
-            for t in 0..n {
-                let (b, y, x) = (first + t / (ty * tx), t / tx % ty, t % tx);
-                let patch: [[&[f32]; T]; T] = std::array::from_fn(|r| {
-                    std::array::from_fn(|c| {
-                        let (y, x) = ((M * y + r) as isize - 1, (M * x + c) as isize - 1);
-                        input.pixel(b, y, x).unwrap_or(&zeros)
-                    })
-                });
-                for c in (0..cin).step_by(4) {
-                    let d = patch.map(|row| row.map(|pixel| F32x4::load(&pixel[c..])));
-                    let v = transform_2d(d, W::input);
-                    for (xi, value) in v.as_flattened().iter().enumerate() {
-                        value.store(&mut tiles[(xi * n + t) * cin + c..]);
-                    }
-                }
-            }
+            winograd_input::<M, T, W>(images, input.side_y, input.side_x, cin, tiles);
             grow(products, T * T * n * cout);
             for (xi, weight) in weight.iter().enumerate() {
-                let products = &mut products[xi * n * cout..(xi + 1) * n * cout];
-                weight.multiply(&tiles[xi * n * cin..(xi + 1) * n * cin], n, products);
+                let (tiles, products) = (&tiles[xi * cin..], &mut products[xi * cout..]);
+                weight.multiply(tiles, T * T * cin, n, products, T * T * cout);
             }
-            // Aᵀ m A per tile, four output channels at a time, then max-pool, bias and ReLU.
+            // Then max-pool, bias and ReLU.
             let zero = F32x4::splat(0.0);
-            for t in 0..n {
+            winograd_output::<M, T, W>(products, n, cout, |t, o, conv| {
                 let (b, y, x) = (first + t / (ty * tx), t / tx % ty, t % tx);
-                for o in (0..cout).step_by(4) {
-                    let m: [[F32x4; T]; T] = std::array::from_fn(|r| {
-                        std::array::from_fn(|c| F32x4::load(&products[((r * T + c) * n + t) * cout + o..]))
-                    });
-                    let conv = transform_2d(m, W::output);
-                    let bias = F32x4::load(&self.bias[o..]);
-                    for a in 0..M / 2 {
-                        for e in 0..M / 2 {
-                            let pooled = conv[2 * a][2 * e]
-                                .max(conv[2 * a][2 * e + 1])
-                                .max(conv[2 * a + 1][2 * e].max(conv[2 * a + 1][2 * e + 1]));
-                            let (oy, ox) = (M / 2 * y + a, M / 2 * x + e);
-                            let at = ((b * py + oy) * px + ox) * cout + o;
-                            pooled.add(bias).max(zero).store(&mut out.values[at..]);
-                        }
+                let bias = F32x4::load(&self.bias[o..]);
+                for a in 0..M / 2 {
+                    for e in 0..M / 2 {
+                        let pooled = conv[2 * a][2 * e]
+                            .max(conv[2 * a][2 * e + 1])
+                            .max(conv[2 * a + 1][2 * e].max(conv[2 * a + 1][2 * e + 1]));
+                        let (oy, ox) = (M / 2 * y + a, M / 2 * x + e);
+                        let at = ((b * py + oy) * px + ox) * cout + o;
+                        pooled.add(bias).max(zero).store(&mut out.values[at..]);
                     }
                 }
-            }
+            });
         }
         out
+    }
+}
+
+/// The input side of Winograd F(M×M, 3×3) with one pixel of zero padding, for NHWC `images`
+/// whose sides are multiples of M and whose channels are a multiple of 4: for tile t (image by
+/// image, row by row) and each of the T·T transform positions ξ, `tiles[ξ][t] = (Bᵀ d B)[ξ]` for
+/// the tile's T×T patch d, `cin` values, stored tile by tile (`[t][ξ][cin]`: one tile's values
+/// are written together; the matrix of position ξ is every T·T·cin-th row). Tile (ty, tx)
+/// reads input rows and columns M·t − 1 … M·t + M.
+pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>>(
+    images: &[f32],
+    side_y: usize,
+    side_x: usize,
+    cin: usize,
+    tiles: &mut [f32],
+) {
+    let (ty, tx) = (side_y / M, side_x / M);
+    let image_len = side_y * side_x * cin;
+    let n = images.len() / image_len * ty * tx;
+    let zeros = vec![0.0; cin];
+    // One tile's values are transformed into this buffer and then copied out in one sequential
+    // run: written in place, each of its T·T·cin/16 cache lines would be a separate store miss
+    // (most of the time, measured).
+    let mut staged = vec![0.0; T * T * cin];
+    let pixel = |b: usize, y: isize, x: isize| -> &[f32] {
+        if y < 0 || x < 0 || y as usize >= side_y || x as usize >= side_x {
+            return &zeros;
+        }
+        let start = ((b * side_y + y as usize) * side_x + x as usize) * cin;
+        &images[start..start + cin]
+    };
+    for t in 0..n {
+        let (b, y, x) = (t / (ty * tx), t / tx % ty, t % tx);
+        let patch: [[&[f32]; T]; T] = std::array::from_fn(|r| {
+            std::array::from_fn(|c| pixel(b, (M * y + r) as isize - 1, (M * x + c) as isize - 1))
+        });
+        for c in (0..cin).step_by(4) {
+            let d = patch.map(|row| row.map(|pixel| F32x4::load(&pixel[c..])));
+            let v = transform_2d(d, W::input);
+            for (xi, value) in v.as_flattened().iter().enumerate() {
+                value.store(&mut staged[xi * cin + c..]);
+            }
+        }
+        tiles[t * T * T * cin..][..T * T * cin].copy_from_slice(&staged);
+    }
+}
+
+/// The output side of Winograd F(M×M, 3×3): for each of `n` tiles and each group of four
+/// output channels `o`, `Aᵀ m A` of the T·T products (`cout` values each, stored tile by tile
+/// like [`winograd_input`]'s tiles), handed to `place(t, o, block)` as an M×M block of the
+/// convolution.
+#[inline(always)]
+pub(crate) fn winograd_output<const M: usize, const T: usize, W: Winograd<M, T>>(
+    products: &[f32],
+    n: usize,
+    cout: usize,
+    mut place: impl FnMut(usize, usize, [[F32x4; M]; M]),
+) {
+    // As in `winograd_input`: one sequential copy per tile instead of a miss per cache line.
+    let mut staged = vec![0.0; T * T * cout];
+    for t in 0..n {
+        staged.copy_from_slice(&products[t * T * T * cout..][..T * T * cout]);
+        for o in (0..cout).step_by(4) {
+            let m: [[F32x4; T]; T] = std::array::from_fn(|r| {
+                std::array::from_fn(|c| F32x4::load(&staged[(r * T + c) * cout + o..]))
+            });
+            place(t, o, transform_2d(m, W::output));
+        }
     }
 }
 
 /// Applies a 1-D transform to every column of `x`, then to every row of the result:
 /// `L x Lᵀ` for the transform's matrix `L`.
 #[inline(always)]
-fn transform_2d<const I: usize, const O: usize>(
+pub(crate) fn transform_2d<const I: usize, const O: usize>(
     x: [[F32x4; I]; I],
     transform: impl Fn([F32x4; I]) -> [F32x4; O],
 ) -> [[F32x4; O]; O] {
@@ -439,7 +486,7 @@ fn transform_2d<const I: usize, const O: usize>(
 
 /// Winograd's minimal filtering F(M×M, 3×3) on T×T tiles (T = M + 2), as its three 1-D
 /// transforms (Lavin & Gray 2016): input `Bᵀ x`, output `Aᵀ m`, kernel `G g`.
-trait Winograd<const M: usize, const T: usize> {
+pub(crate) trait Winograd<const M: usize, const T: usize> {
     fn input(x: [F32x4; T]) -> [F32x4; T];
     fn output(m: [F32x4; T]) -> [F32x4; M];
     fn kernel(g: [f32; 3]) -> [f32; T];
@@ -463,7 +510,7 @@ impl Winograd<2, 4> for F2 {
 }
 
 /// F(4×4, 3×3): 36 products per 16 outputs instead of 144.
-struct F4;
+pub(crate) struct F4;
 
 impl Winograd<4, 6> for F4 {
     #[inline(always)]
@@ -510,9 +557,21 @@ fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
     cin: usize,
     cout: usize,
 ) -> Vec<Weights> {
+    let values = winograd_weight_values::<M, T, W>(weight, cin, cout);
+    values.chunks_exact(cin * cout).map(|matrix| Weights::new(matrix, cin, cout)).collect()
+}
+
+/// `G g Gᵀ` for every (in, out) pair of Burn's `[out, in, 3, 3]` weights, as T·T row-major
+/// matrices `[in, out]` one after another.
+pub(crate) fn winograd_weight_values<const M: usize, const T: usize, W: Winograd<M, T>>(
+    weight: &[f32],
+    cin: usize,
+    cout: usize,
+) -> Vec<f32> {
     let mut out = vec![0.0; T * T * cin * cout];
-    for o in 0..cout {
-        for c in 0..cin {
+    // Output channels innermost, so the writes run along rows of the matrices.
+    for c in 0..cin {
+        for o in 0..cout {
             let g = &weight[(o * cin + c) * 9..][..9];
             // G g: transform each of the kernel's three columns, then each row of the result.
             let columns: [[f32; T]; 3] = std::array::from_fn(|j| W::kernel([g[j], g[3 + j], g[6 + j]]));
@@ -524,7 +583,7 @@ fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
             }
         }
     }
-    out.chunks_exact(cin * cout).map(|matrix| Weights::new(matrix, cin, cout)).collect()
+    out
 }
 
 /// Burn's `[out, in, k, k]` as im2col's `[(ky, kx, in), out]`.
@@ -573,11 +632,24 @@ impl RowMajor {
         Self { k, n, values: values.to_vec() }
     }
 
-    /// `out = a · self` for row-major `a: [m, k]` and `out: [m, n]`.
-    fn multiply(&self, a: &[f32], m: usize, out: &mut [f32]) {
+    /// `out = a · self` for `a: [m, k]` and `out: [m, n]`, rows `a_stride` and `out_stride`
+    /// values apart.
+    fn multiply(&self, a: &[f32], a_stride: usize, m: usize, out: &mut [f32], out_stride: usize) {
         let (k, n) = (self.k, self.n);
-        matmul(Matrix::rows(&a[..m * k], k), Matrix::rows(&self.values, n), &mut out[..m * n], false);
+        check_strides(a.len(), a_stride, k, m, out.len(), out_stride, n);
+        let a = Matrix::strided(a, m, k, a_stride);
+        let parallel = m * n * k >= 1 << 21;
+        matmul_on(a, Matrix::rows(&self.values, n), out, out_stride, false, parallel);
     }
+}
+
+/// Checks that `a: [m, k]` and `out: [m, n]` with rows `a_stride` and `out_stride` apart fit
+/// their buffers.
+fn check_strides(a: usize, a_stride: usize, k: usize, m: usize, out: usize, out_stride: usize, n: usize) {
+    let fits = |len: usize, stride: usize, width: usize| {
+        width <= stride && len >= m.saturating_sub(1) * stride + width
+    };
+    assert!(fits(a, a_stride, k) && fits(out, out_stride, n), "matmul shapes");
 }
 
 /// A read-only matrix view: element `(i, j)` is `values[i · row_stride + j · column_stride]`, so
@@ -600,6 +672,18 @@ impl<'a> Matrix<'a> {
         Self { values, rows, columns, row_stride: columns, column_stride: 1 }
     }
 
+    /// `rows` rows of `columns` values, each `row_stride` values after the previous one.
+    ///
+    /// # Panics
+    /// If the rows do not fit in `values`.
+    pub(crate) fn strided(values: &'a [f32], rows: usize, columns: usize, row_stride: usize) -> Self {
+        assert!(
+            columns <= row_stride && values.len() >= rows.saturating_sub(1) * row_stride + columns,
+            "matrix view"
+        );
+        Self { values, rows, columns, row_stride, column_stride: 1 }
+    }
+
     /// The transposed view.
     pub(crate) fn t(self) -> Self {
         Self {
@@ -620,19 +704,30 @@ impl<'a> Matrix<'a> {
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn matmul(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
     let parallel = a.rows * a.columns * b.columns >= 1 << 21;
-    matmul_on(a, b, out, accumulate, parallel);
+    matmul_on(a, b, out, b.columns, accumulate, parallel);
 }
 
 /// [`matmul`] on one thread, for callers that split the work between threads themselves.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn matmul_serial(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
-    matmul_on(a, b, out, accumulate, false);
+    matmul_on(a, b, out, b.columns, accumulate, false);
 }
 
+/// [`matmul`] with rows of `out` `out_stride` values apart.
 #[cfg(not(target_arch = "wasm32"))]
-fn matmul_on(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool, parallel: bool) {
+pub(crate) fn matmul_on(
+    a: Matrix,
+    b: Matrix,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k, n) = (a.rows, a.columns, b.columns);
-    assert!(b.rows == k && out.len() == m * n, "matmul shapes");
+    assert!(
+        b.rows == k && n <= out_stride && out.len() >= m.saturating_sub(1) * out_stride + n,
+        "matmul shapes"
+    );
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: a view's largest offset, (rows − 1)·row_stride + (columns − 1)·column_stride, lies
     // inside its slice (`rows` and `t` keep that true), `out` holds m·n values (checked above),
@@ -644,7 +739,7 @@ fn matmul_on(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool, parallel: 
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_stride as isize,
             accumulate,
             a.values.as_ptr(),
             a.column_stride as isize,
@@ -690,10 +785,11 @@ impl Panels {
         Self { k, n, values: packed }
     }
 
-    /// `out = a · self` for row-major `a: [m, k]` and `out: [m, n]`.
-    fn multiply(&self, a: &[f32], m: usize, out: &mut [f32]) {
+    /// `out = a · self` for `a: [m, k]` and `out: [m, n]`, rows `a_stride` and `out_stride`
+    /// values apart.
+    fn multiply(&self, a: &[f32], a_stride: usize, m: usize, out: &mut [f32], out_stride: usize) {
         let (k, n) = (self.k, self.n);
-        assert!(a.len() >= m * k && out.len() >= m * n, "matmul shapes");
+        check_strides(a.len(), a_stride, k, m, out.len(), out_stride, n);
         let zero = F32x4::splat(0.0);
         for (p, panel) in self.values.chunks_exact(k * PANEL).enumerate() {
             let (first, width) = (p * PANEL, (n - p * PANEL).min(PANEL));
@@ -702,7 +798,7 @@ impl Panels {
                 let rows = (m - row).min(4);
                 let mut sums = [[zero; 2]; 4];
                 if rows == 4 {
-                    let a: [&[f32]; 4] = std::array::from_fn(|r| &a[(row + r) * k..][..k]);
+                    let a: [&[f32]; 4] = std::array::from_fn(|r| &a[(row + r) * a_stride..][..k]);
                     let steps = panel.chunks_exact(PANEL).zip(a[0]).zip(a[1]).zip(a[2]).zip(a[3]);
                     for ((((b, &a0), &a1), &a2), &a3) in steps {
                         let (b0, b1) = (F32x4::load(&b[..4]), F32x4::load(&b[4..]));
@@ -714,7 +810,7 @@ impl Panels {
                     }
                 } else {
                     for (r, sum) in sums.iter_mut().enumerate().take(rows) {
-                        for (b, &value) in panel.chunks_exact(PANEL).zip(&a[(row + r) * k..][..k]) {
+                        for (b, &value) in panel.chunks_exact(PANEL).zip(&a[(row + r) * a_stride..][..k]) {
                             let value = F32x4::splat(value);
                             sum[0] = sum[0].add_product(value, F32x4::load(&b[..4]));
                             sum[1] = sum[1].add_product(value, F32x4::load(&b[4..]));
@@ -722,7 +818,7 @@ impl Panels {
                     }
                 }
                 for (r, sum) in sums.iter().enumerate().take(rows) {
-                    let dst = &mut out[(row + r) * n + first..][..width];
+                    let dst = &mut out[(row + r) * out_stride + first..][..width];
                     if width == PANEL {
                         sum[0].store(&mut dst[..4]);
                         sum[1].store(&mut dst[4..]);
@@ -746,7 +842,8 @@ mod simd {
     #[derive(Clone, Copy)]
     pub struct F32x4(
         #[cfg(target_arch = "wasm32")] core::arch::wasm32::v128,
-        #[cfg(not(target_arch = "wasm32"))] [f32; 4],
+        #[cfg(target_arch = "x86_64")] core::arch::x86_64::__m128,
+        #[cfg(not(any(target_arch = "wasm32", target_arch = "x86_64")))] [f32; 4],
     );
 
     #[cfg(target_arch = "wasm32")]
@@ -795,7 +892,58 @@ mod simd {
         }
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
+    // SSE is part of every x86-64 CPU: no run-time check needed. (Plain arrays, which LLVM
+    // vectorises only now and then, made the Winograd transforms several times slower.)
+    #[cfg(target_arch = "x86_64")]
+    use core::arch::x86_64::*;
+
+    #[cfg(target_arch = "x86_64")]
+    impl F32x4 {
+        #[inline(always)]
+        pub fn splat(value: f32) -> Self {
+            // SAFETY (here and below): SSE is always enabled on x86-64.
+            Self(unsafe { _mm_set1_ps(value) })
+        }
+        /// The first four values of `values`.
+        #[inline(always)]
+        pub fn load(values: &[f32]) -> Self {
+            assert!(values.len() >= 4);
+            // SAFETY: the slice holds at least 16 bytes (checked above); `loadu` needs no
+            // alignment.
+            Self(unsafe { _mm_loadu_ps(values.as_ptr()) })
+        }
+        /// Writes the lanes to the first four values of `out`.
+        #[inline(always)]
+        pub fn store(self, out: &mut [f32]) {
+            assert!(out.len() >= 4);
+            // SAFETY: as in `load`.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), self.0) }
+        }
+        /// `self + a · b`.
+        #[inline(always)]
+        pub fn add_product(self, a: Self, b: Self) -> Self {
+            a.mul(b).add(self)
+        }
+        #[inline(always)]
+        pub fn add(self, other: Self) -> Self {
+            Self(unsafe { _mm_add_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        pub fn sub(self, other: Self) -> Self {
+            Self(unsafe { _mm_sub_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        pub fn mul(self, other: Self) -> Self {
+            Self(unsafe { _mm_mul_ps(self.0, other.0) })
+        }
+        /// The larger of each pair of lanes (the inputs hold no NaN).
+        #[inline(always)]
+        pub fn max(self, other: Self) -> Self {
+            Self(unsafe { _mm_max_ps(self.0, other.0) })
+        }
+    }
+
+    #[cfg(not(any(target_arch = "wasm32", target_arch = "x86_64")))]
     impl F32x4 {
         #[inline(always)]
         pub fn splat(value: f32) -> Self {
@@ -891,8 +1039,8 @@ mod tests {
             let want: Vec<f32> =
                 (0..m * n).map(|i| (0..k).map(|j| a[i / n * k + j] * b[j * n + i % n]).sum()).collect();
             let (mut packed, mut row_major) = (vec![0.0; m * n], vec![0.0; m * n]);
-            Panels::new(&b, k, n).multiply(&a, m, &mut packed);
-            RowMajor::new(&b, k, n).multiply(&a, m, &mut row_major);
+            Panels::new(&b, k, n).multiply(&a, k, m, &mut packed, n);
+            RowMajor::new(&b, k, n).multiply(&a, k, m, &mut row_major, n);
             for got in [packed, row_major] {
                 let worst = got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
                 assert!(worst < 1e-4, "{m}×{k}×{n}: largest difference {worst}");
