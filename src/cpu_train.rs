@@ -33,9 +33,47 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::cpu_twin::{
-    F4, F32x4, Matrix, grow, im2col_weights, matmul_on, matmul_serial, winograd_input, winograd_output,
-    winograd_weight_values,
+    F4, F32x4, Matrix, grow, im2col_weights, matmul_on, matmul_serial, transform_2d, winograd_input,
+    winograd_output, winograd_weight_values,
 };
+
+/// Whether the CPU has AVX2 and FMA (the build targets baseline x86-64, whose SSE2 halves the
+/// width of the vectorised loops here).
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Defines `$wide`, the method `$name` compiled for AVX2 and FMA: `$name` is
+/// `#[inline(always)]`, so its loops are compiled again inside `$wide` for the wider registers.
+/// Call it through [`wide!`].
+macro_rules! wide_twin {
+    ($wide:ident = $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $wide(&self $(, $arg: $ty)*) $(-> $ret)? {
+            self.$name($($arg),*)
+        }
+    };
+}
+
+/// `self.$name(args)`, through its [`wide_twin!`] `$wide` where the CPU has AVX2 and FMA.
+macro_rules! wide {
+    ($self:ident.$name:ident / $wide:ident($($arg:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        let result = if has_avx2() {
+            // SAFETY: the CPU has the features `$wide` is compiled for (checked).
+            unsafe { $self.$wide($($arg),*) }
+        } else {
+            $self.$name($($arg),*)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let result = $self.$name($($arg),*);
+        result
+    }};
+}
 
 /// The stage operations as a Burn backend extension: forward on `flex`, and on autodiff over
 /// `flex` with the hand-written backward passes below.
@@ -108,7 +146,12 @@ impl StageOps for Flex {
     fn conv_nhwc(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, padding: usize) -> FlexTensor {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let conv = Conv::new(&x, &weight, padding);
-        tensor(conv.forward(f32s(&x), f32s(&weight), f32s(&bias)), conv.output_shape())
+        let t0 = std::time::Instant::now();
+        let r = tensor(conv.forward(f32s(&x), f32s(&weight), f32s(&bias)), conv.output_shape());
+        if std::env::var("PROBE").is_ok() {
+            eprintln!("PROBE conv-fwd {} {:?}", conv.cin, t0.elapsed());
+        }
+        r
     }
 
     fn norm_pool_relu(
@@ -148,7 +191,11 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
                 let grad = contiguous(grads.consume::<Flex>(&ops.node));
                 let (x, weight, padding) = ops.state;
                 let conv = Conv::new(&x, &weight, padding);
+                let t0 = std::time::Instant::now();
                 let grads_out = conv.backward(f32s(&x), f32s(&weight), f32s(&grad), node_x.is_some());
+                if std::env::var("PROBE").is_ok() {
+                    eprintln!("PROBE conv-bwd {} {:?}", conv.cin, t0.elapsed());
+                }
                 if let (Some(node), Some(dx)) = (node_x, grads_out.x) {
                     grads.register::<Flex>(node.id, tensor(dx, x.shape().to_vec()));
                 }
@@ -187,18 +234,35 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [node_z, node_gamma, node_beta] = ops.parents;
                 let grad = contiguous(grads.consume::<Flex>(&ops.node));
-                let (z, gamma, statistics, winners, pool) = ops.state;
+                let (mut z, gamma, statistics, winners, pool) = ops.state;
                 let stage = NormPool::new(&z, pool);
-                let channels = stage.channels;
-                let grads_out = stage.backward(f32s(&z), f32s(&gamma), &statistics, &winners.0, f32s(&grad));
-                if let Some(node) = node_z {
-                    grads.register::<Flex>(node.id, tensor(grads_out.z, z.shape().to_vec()));
-                }
+                let (winners, grad) = (&winners.0[..], f32s(&grad));
+                let t0 = std::time::Instant::now();
+                let (dbeta, dgamma) = stage.parameter_grads(f32s(&z), &statistics, winners, grad);
+                let narrow =
+                    |sums: &[f64]| tensor(sums.iter().map(|&v| v as f32).collect(), vec![stage.channels]);
                 if let Some(node) = node_gamma {
-                    grads.register::<Flex>(node.id, tensor(grads_out.gamma, vec![channels]));
+                    grads.register::<Flex>(node.id, narrow(&dgamma));
                 }
                 if let Some(node) = node_beta {
-                    grads.register::<Flex>(node.id, tensor(grads_out.beta, vec![channels]));
+                    grads.register::<Flex>(node.id, narrow(&dbeta));
+                }
+                if let Some(node) = node_z {
+                    // z's values are needed no more: its buffer becomes its gradient (copied
+                    // first only if something else still holds it).
+                    let values = z.storage_mut::<f32>();
+                    stage.input_grad_in_place(
+                        values,
+                        f32s(&gamma),
+                        &statistics,
+                        (&dbeta, &dgamma),
+                        winners,
+                        grad,
+                    );
+                    grads.register::<Flex>(node.id, z);
+                }
+                if std::env::var("PROBE").is_ok() {
+                    eprintln!("PROBE npr-bwd {} {:?}", stage.height, t0.elapsed());
                 }
             }
         }
@@ -211,7 +275,11 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
             contiguous(beta.into_primitive()),
         );
         let stage = NormPool::new(&z, pool);
+        let t0 = std::time::Instant::now();
         let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
+        if std::env::var("PROBE").is_ok() {
+            eprintln!("PROBE npr-fwd {} {:?}", stage.height, t0.elapsed());
+        }
         let channels = stage.channels;
         let mean = tensor(forward.mean.clone(), vec![channels]);
         let variance = tensor(forward.variance.clone(), vec![channels]);
@@ -274,6 +342,9 @@ struct ConvGrads {
 const COLUMNS_PER_GROUP: usize = 1 << 20;
 
 impl Conv {
+    wide_twin!(direct_forward_wide = direct_forward(&self, images: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32]));
+    wide_twin!(direct_weight_grad_wide = direct_weight_grad(&self, images: &[f32], grad: &[f32]) -> Vec<f32>);
+
     /// The convolution of `x` `[n, h, w, in]` with `weight` `[out, in, k, k]`.
     ///
     /// # Panics
@@ -320,7 +391,8 @@ impl Conv {
     /// Images per task: an im2col buffer of about [`COLUMNS_PER_GROUP`] values, and at least
     /// one task per thread.
     fn group(&self) -> usize {
-        let by_memory = COLUMNS_PER_GROUP / (self.pixels() * self.row_len()).max(1);
+        let columns = if self.winograd() || self.cin == 1 { 0 } else { self.pixels() * self.row_len() };
+        let by_memory = COLUMNS_PER_GROUP / columns.max(1);
         let by_threads = self.images.div_ceil(rayon::current_num_threads());
         by_memory.min(by_threads).max(1)
     }
@@ -333,6 +405,7 @@ impl Conv {
     /// of the im2col row they fill and of the image they come from, or `None` where the kernel
     /// row lies in the padding. Columns in the padding are dropped from both ranges, and the
     /// caller zero-fills what is left of the im2col row.
+    #[inline(always)]
     fn taps(
         &self,
         oy: usize,
@@ -410,6 +483,9 @@ impl Conv {
             .par_chunks_mut(group * self.pixels() * cout)
             .zip(x.par_chunks(group * self.image_len()))
             .for_each(|(output, images)| {
+                if self.cin == 1 {
+                    return wide!(self.direct_forward / direct_forward_wide(images, &weights, bias, output));
+                }
                 for row in output.chunks_exact_mut(cout) {
                     row.copy_from_slice(bias);
                 }
@@ -428,8 +504,65 @@ impl Conv {
             && self.padding == 1
             && self.height % 4 == 0
             && self.width % 4 == 0
+            // Below four tiles per image (the 4×4 maps of `web`'s last stage), the transforms
+            // cost more than the products they save: im2col is faster there (measured).
+            && self.height * self.width >= 64
             && self.cin % 4 == 0
             && self.cout % 4 == 0
+    }
+
+    /// For one input channel, where im2col's rows are only k·k long and the products run far
+    /// below `gemm`'s speed: calls `visit(pixel, patch)` for every output pixel of `image` with
+    /// the k·k input values under the kernel (zeros in the padding).
+    #[inline(always)]
+    fn patches(&self, image: &[f32], mut visit: impl FnMut(usize, &[f32])) {
+        debug_assert_eq!(self.cin, 1);
+        let mut patch = vec![0.0; self.row_len()];
+        for pixel in 0..self.pixels() {
+            let (oy, ox) = (pixel / self.out_width, pixel % self.out_width);
+            if self.at_border(oy, ox) {
+                patch.fill(0.0);
+            }
+            self.taps(oy, ox, |to, from| patch[to].copy_from_slice(&image[from]));
+            visit(pixel, &patch);
+        }
+    }
+
+    /// [`Conv::forward`] for one input channel, directly: each output row is the bias plus
+    /// input value × weight row over the taps (which vectorises across output channels).
+    #[inline(always)]
+    fn direct_forward(&self, images: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32]) {
+        let cout = self.cout;
+        for (image, output) in
+            images.chunks_exact(self.image_len()).zip(output.chunks_exact_mut(self.pixels() * cout))
+        {
+            self.patches(image, |pixel, patch| {
+                let out = &mut output[pixel * cout..(pixel + 1) * cout];
+                out.copy_from_slice(bias);
+                for (&value, weights) in patch.iter().zip(weights.chunks_exact(cout)) {
+                    out.iter_mut().zip(weights).for_each(|(out, &w)| *out += value * w);
+                }
+            });
+        }
+    }
+
+    /// The weight gradient `[(ky, kx), out]` for one input channel, directly: the sum over
+    /// output pixels of input value × output-gradient row, per tap.
+    #[inline(always)]
+    fn direct_weight_grad(&self, images: &[f32], grad: &[f32]) -> Vec<f32> {
+        let cout = self.cout;
+        let mut weight_rows = vec![0.0; self.row_len() * cout];
+        for (image, grad) in
+            images.chunks_exact(self.image_len()).zip(grad.chunks_exact(self.pixels() * cout))
+        {
+            self.patches(image, |pixel, patch| {
+                let grad = &grad[pixel * cout..(pixel + 1) * cout];
+                for (&value, sums) in patch.iter().zip(weight_rows.chunks_exact_mut(cout)) {
+                    sums.iter_mut().zip(grad).for_each(|(sum, &g)| *sum += value * g);
+                }
+            });
+        }
+        weight_rows
     }
 
     /// [`Conv::forward`] by Winograd F(4×4, 3×3): per group of images, the input transform,
@@ -442,32 +575,51 @@ impl Conv {
             .par_chunks_mut(group * self.pixels() * self.cout)
             .zip(x.par_chunks(group * self.image_len()))
             .for_each(|(output, images)| {
-                winograd_3x3(images, self.height, self.width, self.cin, self.cout, &transformed, bias, output)
+                {
+                    winograd_3x3(
+                        images,
+                        self.height,
+                        self.width,
+                        self.cin,
+                        self.cout,
+                        &transformed,
+                        bias,
+                        output,
+                    )
+                }
             });
         output
     }
 
     /// The gradients for the output gradient `grad` (NHWC); the input's only `with_x`. Each
     /// group of images is one task; the weight and bias gradients are summed over the tasks.
+    ///
+    /// Where [`Conv::winograd`] holds, both are Winograd F(4×4, 3×3) too: the input gradient of
+    /// a 3×3 "same" convolution is the "same" convolution of the output gradient with the kernel
+    /// turned by 180° and in/out swapped, and the weight gradient is the adjoint of the forward
+    /// products (see [`winograd_weight_partial`]). Otherwise im2col, or for one input channel
+    /// the direct loops.
     fn backward(&self, x: &[f32], weight: &[f32], grad: &[f32], with_x: bool) -> ConvGrads {
-        let weights = im2col_weights(weight, self.cin, self.cout, self.kernel);
-        let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
-        let image_len = self.image_len();
-        let mut dx = vec![0.0; if with_x { x.len() } else { 0 }];
-        let flipped = match with_x && self.winograd() {
+        let (winograd, cout, image_len) = (self.winograd(), self.cout, self.image_len());
+        let weights = im2col_weights(weight, self.cin, cout, self.kernel);
+        let flipped = match with_x && winograd {
             true => winograd_weight_values::<4, 6, F4>(
-                &rotated_transposed(weight, self.cout, self.cin),
+                &rotated_transposed(weight, cout, self.cin),
                 cout,
                 self.cin,
             ),
             false => Vec::new(),
         };
-        let tasks = self.images.div_ceil(group);
+        let group = self.group();
+        let mut dx = vec![0.0; if with_x { x.len() } else { 0 }];
         let dx_parts: Vec<&mut [f32]> = match with_x {
             true => dx.chunks_mut(group * image_len).collect(),
-            false => (0..tasks).map(|_| <&mut [f32]>::default()).collect(),
+            false => (0..self.images.div_ceil(group)).map(|_| <&mut [f32]>::default()).collect(),
         };
-        let (weight_rows, bias) = x
+        // Per task: the weight gradient in the Winograd domain `[36, in, out]` or as im2col rows
+        // `[(ky, kx, in), out]`, and the bias gradient.
+        let partial_len = if winograd { 36 * self.cin * cout } else { self.row_len() * cout };
+        let (weight_partial, bias) = x
             .par_chunks(group * image_len)
             .zip(grad.par_chunks(group * self.pixels() * cout))
             .zip(dx_parts)
@@ -476,51 +628,71 @@ impl Conv {
                 for row in grad.chunks_exact(cout) {
                     bias.iter_mut().zip(row).for_each(|(sum, value)| *sum += value);
                 }
-                let mut weight_rows = vec![0.0; row_len * cout];
-                with_columns(grad.len() / cout * row_len, |columns| {
-                    self.im2col(images, columns);
-                    // dW = colsᵀ · dZ.
-                    matmul_serial(
-                        Matrix::rows(columns, row_len).t(),
-                        Matrix::rows(grad, cout),
-                        &mut weight_rows,
-                        false,
-                    );
-                    if with_x && !self.winograd() {
-                        // d(cols) = dZ · Wᵀ, then back onto the input pixels.
-                        matmul_serial(
-                            Matrix::rows(grad, cout),
-                            Matrix::rows(&weights, cout).t(),
-                            columns,
-                            false,
-                        );
-                        self.col2im(columns, dx);
+                let partial = match (winograd, self.cin) {
+                    (true, _) => {
+                        winograd_weight_partial(images, grad, self.height, self.width, self.cin, cout)
                     }
-                });
-                if with_x && self.winograd() {
-                    // The input gradient of a 3×3 "same" convolution is the "same" convolution of
-                    // the output gradient with the kernel turned by 180° and in/out swapped.
-                    let zeros = vec![0.0; self.cin];
-                    winograd_3x3(grad, self.height, self.width, cout, self.cin, &flipped, &zeros, dx);
+                    (false, 1) => wide!(self.direct_weight_grad / direct_weight_grad_wide(images, grad)),
+                    (false, _) => self.im2col_weight_grad(images, grad),
+                };
+                match (with_x, winograd) {
+                    (true, true) => {
+                        let zeros = vec![0.0; self.cin];
+                        winograd_3x3(grad, self.height, self.width, cout, self.cin, &flipped, &zeros, dx);
+                    }
+                    (true, false) => self.im2col_input_grad(grad, &weights, dx),
+                    (false, _) => {}
                 }
-                (weight_rows, bias)
+                (partial, bias)
             })
             .reduce(
-                || (vec![0.0; row_len * cout], vec![0.0; cout]),
+                || (vec![0.0; partial_len], vec![0.0; cout]),
                 |(w, b), (w2, b2)| (add(w, &w2), add(b, &b2)),
             );
-        // `[(ky, kx, in), out]` back to Burn's `[out, in, k, k]`.
-        let taps = self.kernel * self.kernel;
-        let mut weight_grad = vec![0.0; weight.len()];
-        for o in 0..cout {
-            for c in 0..self.cin {
-                for tap in 0..taps {
-                    weight_grad[(o * self.cin + c) * taps + tap] =
-                        weight_rows[(tap * self.cin + c) * cout + o];
+        let weight_grad = match winograd {
+            true => winograd_weight_grad(&weight_partial, self.cin, cout),
+            false => {
+                // `[(ky, kx, in), out]` back to Burn's `[out, in, k, k]`.
+                let taps = self.kernel * self.kernel;
+                let mut weight_grad = vec![0.0; weight.len()];
+                for o in 0..cout {
+                    for c in 0..self.cin {
+                        for tap in 0..taps {
+                            weight_grad[(o * self.cin + c) * taps + tap] =
+                                weight_partial[(tap * self.cin + c) * cout + o];
+                        }
+                    }
                 }
+                weight_grad
             }
-        }
+        };
         ConvGrads { x: with_x.then_some(dx), weight: weight_grad, bias }
+    }
+
+    /// The weight gradient `[(ky, kx, in), out]` of a group of images: `colsᵀ · dZ`.
+    fn im2col_weight_grad(&self, images: &[f32], grad: &[f32]) -> Vec<f32> {
+        let (row_len, cout) = (self.row_len(), self.cout);
+        let mut weight_rows = vec![0.0; row_len * cout];
+        with_columns(grad.len() / cout * row_len, |columns| {
+            self.im2col(images, columns);
+            matmul_serial(
+                Matrix::rows(columns, row_len).t(),
+                Matrix::rows(grad, cout),
+                &mut weight_rows,
+                false,
+            );
+        });
+        weight_rows
+    }
+
+    /// The input gradient of a group of images: `d(cols) = dZ · Wᵀ`, scattered back onto the
+    /// input pixels.
+    fn im2col_input_grad(&self, grad: &[f32], weights: &[f32], dx: &mut [f32]) {
+        let (row_len, cout) = (self.row_len(), self.cout);
+        with_columns(grad.len() / cout * row_len, |columns| {
+            matmul_serial(Matrix::rows(grad, cout), Matrix::rows(weights, cout).t(), columns, false);
+            self.col2im(columns, dx);
+        });
     }
 }
 
@@ -569,6 +741,71 @@ fn winograd_3x3(
             );
         }
     });
+}
+
+/// A group of images' share of a 3×3 "same" convolution's weight gradient in the Winograd
+/// domain, `[36, in, out]`. The forward pass computes `Y = Aᵀ [U ⊙ V] A` per tile from the
+/// transformed weights U and input tiles V, so `dU[ξ] = Σ_tiles V[ξ]ᵀ · (A dY Aᵀ)[ξ]`: the input
+/// transform as in the forward pass, the adjoint output transform of each tile's 4×4 block of
+/// the output gradient, and 36 products `[in, tiles] · [tiles, out]` (a quarter of im2col's
+/// multiplications).
+fn winograd_weight_partial(
+    images: &[f32],
+    grad: &[f32],
+    height: usize,
+    width: usize,
+    cin: usize,
+    cout: usize,
+) -> Vec<f32> {
+    let (tiles_y, tiles_x) = (height / 4, width / 4);
+    let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
+    let mut partial = vec![0.0; 36 * cin * cout];
+    with_scratch(36 * n * cin, 36 * n * cout, |tiles, grad_tiles| {
+        winograd_input::<4, 6, F4>(images, height, width, cin, tiles);
+        let mut staged = vec![0.0; 36 * cout];
+        for t in 0..n {
+            let (b, y, x) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
+            for o in (0..cout).step_by(4) {
+                let block: [[F32x4; 4]; 4] = std::array::from_fn(|a| {
+                    std::array::from_fn(|e| {
+                        F32x4::load(&grad[((b * height + 4 * y + a) * width + 4 * x + e) * cout + o..])
+                    })
+                });
+                let transformed = transform_2d(block, F4::output_adjoint);
+                for (xi, value) in transformed.as_flattened().iter().enumerate() {
+                    value.store(&mut staged[xi * cout + o..]);
+                }
+            }
+            grad_tiles[t * 36 * cout..][..36 * cout].copy_from_slice(&staged);
+        }
+        for (xi, partial) in partial.chunks_exact_mut(cin * cout).enumerate() {
+            let tiles = Matrix::strided(&tiles[xi * cin..], n, cin, 36 * cin).t();
+            let grads = Matrix::strided(&grad_tiles[xi * cout..], n, cout, 36 * cout);
+            matmul_on(tiles, grads, partial, cout, false, false);
+        }
+    });
+    partial
+}
+
+/// Burn's `[out, in, 3, 3]` weight gradient from its Winograd-domain form `[36, in, out]`:
+/// `Gᵀ dU G` for every (in, out) pair, the adjoint of the kernel transform.
+fn winograd_weight_grad(partial: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    let mut out = vec![0.0; cout * cin * 9];
+    for c in 0..cin {
+        for o in 0..cout {
+            let u = |i: usize, j: usize| partial[((i * 6 + j) * cin + c) * cout + o];
+            // Over the x transform (j) for each y row i, then over the y transform.
+            let rows: [[f32; 3]; 6] =
+                std::array::from_fn(|i| F4::kernel_adjoint(std::array::from_fn(|j| u(i, j))));
+            for kx in 0..3 {
+                let column = F4::kernel_adjoint(std::array::from_fn(|i| rows[i][kx]));
+                for (ky, value) in column.into_iter().enumerate() {
+                    out[(o * cin + c) * 9 + ky * 3 + kx] = value;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Burn's `[out, in, 3, 3]` weights turned by 180° with in and out swapped: `[in, out, 3, 3]`.
@@ -658,14 +895,12 @@ struct NormPoolForward {
     winners: Vec<u8>,
 }
 
-/// The gradients of [`NormPool`].
-struct NormPoolGrads {
-    z: Vec<f32>,
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-}
-
 impl NormPool {
+    wide_twin!(image_sums_wide = image_sums(&self, image: &[f32], shift: &[f32]) -> (Vec<f64>, Vec<f64>));
+    wide_twin!(pool_image_wide = pool_image(&self, image: &[f32], scale: &[f32], shift: &[f32], output: &mut [f32], winners: &mut [u8]));
+    wide_twin!(image_parameter_grads_wide = image_parameter_grads(&self, image: &[f32], statistics: &Statistics, winners: &[u8], grad: &[f32]) -> (Vec<f64>, Vec<f64>));
+    wide_twin!(image_input_grad_wide = image_input_grad(&self, image: &mut [f32], a: &[f32], b: &[f32], direct: &[f32], winners: &[u8], grad: &[f32]));
+
     /// # Panics
     /// If `pool` is 0 or larger than 15 (a window's index must fit in a byte).
     fn new(z: &FlexTensor, pool: usize) -> Self {
@@ -689,6 +924,7 @@ impl NormPool {
     /// Calls `visit(output offset, offsets of its window's pixels)` for every pooled pixel of one
     /// image (offsets within the image); a trailing row or column that fills no whole window is
     /// skipped, as Burn's pooling does.
+    #[inline(always)]
     fn windows(&self, mut visit: impl FnMut(usize, &[usize])) {
         let (p, c) = (self.pool, self.channels);
         let (out_h, out_w) = (self.height / p, self.width / p);
@@ -711,26 +947,7 @@ impl NormPool {
         let shift = &z[..c];
         let (sums, squares) = z
             .par_chunks(self.image_len())
-            .map(|image| {
-                let (mut sums, mut squares) = (vec![0.0f64; c], vec![0.0f64; c]);
-                let (mut sum, mut square) = (vec![0.0f32; c], vec![0.0f32; c]);
-                for run in image.chunks(64 * c) {
-                    sum.fill(0.0);
-                    square.fill(0.0);
-                    for row in run.chunks_exact(c) {
-                        for ((s, q), (&v, &k)) in
-                            sum.iter_mut().zip(square.iter_mut()).zip(row.iter().zip(shift))
-                        {
-                            let d = v - k;
-                            *s += d;
-                            *q += d * d;
-                        }
-                    }
-                    add_f64(&mut sums, &sum);
-                    add_f64(&mut squares, &square);
-                }
-                (sums, squares)
-            })
+            .map(|image| wide!(self.image_sums / image_sums_wide(image, shift)))
             .reduce(|| (vec![0.0; c], vec![0.0; c]), |a, b| (sum_f64(a.0, &b.0), sum_f64(a.1, &b.1)));
         let count = (z.len() / c) as f64;
         let mean: Vec<f64> = sums.iter().zip(shift).map(|(s, &k)| k as f64 + s / count).collect();
@@ -739,8 +956,29 @@ impl NormPool {
         (mean, variance)
     }
 
-    fn forward(&self, z: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> NormPoolForward {
+    /// One image's share of [`statistics`](Self::statistics): sums of `z − k` and `(z − k)²`.
+    #[inline(always)]
+    fn image_sums(&self, image: &[f32], shift: &[f32]) -> (Vec<f64>, Vec<f64>) {
         let c = self.channels;
+        let (mut sums, mut squares) = (vec![0.0f64; c], vec![0.0f64; c]);
+        let (mut sum, mut square) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for run in image.chunks(64 * c) {
+            sum.fill(0.0);
+            square.fill(0.0);
+            for row in run.chunks_exact(c) {
+                for ((s, q), (&v, &k)) in sum.iter_mut().zip(square.iter_mut()).zip(row.iter().zip(shift)) {
+                    let d = v - k;
+                    *s += d;
+                    *q += d * d;
+                }
+            }
+            add_f64(&mut sums, &sum);
+            add_f64(&mut squares, &square);
+        }
+        (sums, squares)
+    }
+
+    fn forward(&self, z: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> NormPoolForward {
         let (mean, variance) = self.statistics(z);
         let scale: Vec<f32> =
             gamma.iter().zip(&variance).map(|(&g, &v)| (g as f64 / (v + epsilon).sqrt()) as f32).collect();
@@ -757,31 +995,7 @@ impl NormPool {
             .zip(winners.par_chunks_mut(self.output_len()))
             .zip(z.par_chunks(self.image_len()))
             .for_each(|((output, winners), image)| {
-                let (mut best, mut best_at) = (vec![0.0f32; c], vec![0u32; c]);
-                self.windows(|out, offsets| {
-                    // The normalised maximum over the window (first winner on ties), lane by lane.
-                    for (i, &offset) in offsets.iter().enumerate() {
-                        let row = &image[offset..offset + c];
-                        let lanes = best
-                            .iter_mut()
-                            .zip(best_at.iter_mut())
-                            .zip(row.iter().zip(scale.iter().zip(&shift)));
-                        for ((best, at), (&v, (&scale, &shift))) in lanes {
-                            let v = v * scale + shift;
-                            let better = i == 0 || v > *best;
-                            *best = if better { v } else { *best };
-                            *at = if better { i as u32 } else { *at };
-                        }
-                    }
-                    let (output, winners) = (&mut output[out..out + c], &mut winners[out..out + c]);
-                    for ((output, winner), (&best, &at)) in
-                        output.iter_mut().zip(winners).zip(best.iter().zip(&best_at))
-                    {
-                        let alive = best > 0.0;
-                        *output = if alive { best } else { 0.0 };
-                        *winner = if alive { at as u8 } else { CLIPPED };
-                    }
-                });
+                wide!(self.pool_image / pool_image_wide(image, &scale, &shift, output, winners))
             });
         NormPoolForward {
             output,
@@ -791,48 +1005,110 @@ impl NormPool {
         }
     }
 
-    fn backward(
+    /// One image of [`forward`](Self::forward): each window's normalised maximum (the first
+    /// winner on ties) through ReLU, and which input won.
+    #[inline(always)]
+    fn pool_image(
+        &self,
+        image: &[f32],
+        scale: &[f32],
+        shift: &[f32],
+        output: &mut [f32],
+        winners: &mut [u8],
+    ) {
+        let c = self.channels;
+        let (mut best, mut best_at) = (vec![0.0f32; c], vec![0u32; c]);
+        self.windows(|out, offsets| {
+            for (i, &offset) in offsets.iter().enumerate() {
+                let row = &image[offset..offset + c];
+                let lanes =
+                    best.iter_mut().zip(best_at.iter_mut()).zip(row.iter().zip(scale.iter().zip(shift)));
+                for ((best, at), (&v, (&scale, &shift))) in lanes {
+                    let v = v * scale + shift;
+                    let better = i == 0 || v > *best;
+                    *best = if better { v } else { *best };
+                    *at = if better { i as u32 } else { *at };
+                }
+            }
+            let (output, winners) = (&mut output[out..out + c], &mut winners[out..out + c]);
+            for ((output, winner), (&best, &at)) in
+                output.iter_mut().zip(winners).zip(best.iter().zip(&best_at))
+            {
+                let alive = best > 0.0;
+                *output = if alive { best } else { 0.0 };
+                *winner = if alive { at as u8 } else { CLIPPED };
+            }
+        });
+    }
+
+    /// The gradients of β and γ: the gradient of the normalised values x̂ = (z − μ)/σ is the
+    /// output gradient at each window's winner and 0 elsewhere, so the sums run over the
+    /// outputs only (for each window position, over the lanes it won).
+    fn parameter_grads(
         &self,
         z: &[f32],
-        gamma: &[f32],
         statistics: &Statistics,
         winners: &[u8],
         grad: &[f32],
-    ) -> NormPoolGrads {
+    ) -> (Vec<f64>, Vec<f64>) {
         let c = self.channels;
-        let Statistics { mean, inv_std } = statistics;
         let (image_len, output_len) = (self.image_len(), self.output_len());
-        // The gradient of the normalised values x̂ = (z − μ)/σ is the output gradient at each
-        // window's winner and 0 elsewhere, so the parameter sums run over the outputs only:
-        // for each window position, the lanes it won.
-        let (dbeta, dgamma) = z
-            .par_chunks(image_len)
+        z.par_chunks(image_len)
             .zip(winners.par_chunks(output_len))
             .zip(grad.par_chunks(output_len))
             .map(|((image, winners), grad)| {
-                let (mut dbeta, mut dgamma) = (vec![0.0f32; c], vec![0.0f32; c]);
-                self.windows(|out, offsets| {
-                    let (winners, grad) = (&winners[out..out + c], &grad[out..out + c]);
-                    for (i, &offset) in offsets.iter().enumerate() {
-                        let row = &image[offset..offset + c];
-                        let lanes = dbeta.iter_mut().zip(dgamma.iter_mut()).zip(winners.iter().zip(grad));
-                        for (((db, dg), (&w, &g)), (&v, (&m, &s))) in
-                            lanes.zip(row.iter().zip(mean.iter().zip(inv_std)))
-                        {
-                            let g = if w as usize == i { g } else { 0.0 };
-                            *db += g;
-                            *dg += g * ((v - m) * s);
-                        }
-                    }
-                });
-                (
-                    dbeta.iter().map(|&v| v as f64).collect::<Vec<_>>(),
-                    dgamma.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                wide!(
+                    self.image_parameter_grads / image_parameter_grads_wide(image, statistics, winners, grad)
                 )
             })
-            .reduce(|| (vec![0.0; c], vec![0.0; c]), |a, b| (sum_f64(a.0, &b.0), sum_f64(a.1, &b.1)));
-        // dz = γ/σ · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)): the last two terms are an affine
-        // function of z per channel, a·z + b; the first is added at the winners.
+            .reduce(|| (vec![0.0; c], vec![0.0; c]), |a, b| (sum_f64(a.0, &b.0), sum_f64(a.1, &b.1)))
+    }
+
+    /// One image's share of [`parameter_grads`](Self::parameter_grads).
+    #[inline(always)]
+    fn image_parameter_grads(
+        &self,
+        image: &[f32],
+        statistics: &Statistics,
+        winners: &[u8],
+        grad: &[f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (c, Statistics { mean, inv_std }) = (self.channels, statistics);
+        let (mut dbeta, mut dgamma) = (vec![0.0f32; c], vec![0.0f32; c]);
+        self.windows(|out, offsets| {
+            let (winners, grad) = (&winners[out..out + c], &grad[out..out + c]);
+            for (i, &offset) in offsets.iter().enumerate() {
+                let row = &image[offset..offset + c];
+                let lanes = dbeta.iter_mut().zip(dgamma.iter_mut()).zip(winners.iter().zip(grad));
+                for (((db, dg), (&w, &g)), (&v, (&m, &s))) in
+                    lanes.zip(row.iter().zip(mean.iter().zip(inv_std)))
+                {
+                    // A 0/1 factor rather than a branch, so the loop vectorises.
+                    let g = (w == i as u8) as u32 as f32 * g;
+                    *db += g;
+                    *dg += g * ((v - m) * s);
+                }
+            }
+        });
+        let widen = |sums: Vec<f32>| sums.into_iter().map(f64::from).collect::<Vec<_>>();
+        (widen(dbeta), widen(dgamma))
+    }
+
+    /// Overwrites `z` with its gradient, given the parameter gradients from
+    /// [`parameter_grads`](Self::parameter_grads): `dz = γ/σ · (dx̂ − mean(dx̂) − x̂ ·
+    /// mean(dx̂ · x̂))`. The last two terms are an affine function of z per channel, a·z + b;
+    /// the first is added at the winners. In place and in one pass.
+    fn input_grad_in_place(
+        &self,
+        z: &mut [f32],
+        gamma: &[f32],
+        statistics: &Statistics,
+        (dbeta, dgamma): (&[f64], &[f64]),
+        winners: &[u8],
+        grad: &[f32],
+    ) {
+        let c = self.channels;
+        let Statistics { mean, inv_std } = statistics;
         let count = (z.len() / c) as f64;
         let (mut a, mut b) = (vec![0.0f32; c], vec![0.0f32; c]);
         for ch in 0..c {
@@ -841,30 +1117,47 @@ impl NormPool {
             b[ch] = (-g * s / count * (dbeta[ch] - mean[ch] as f64 * s * dgamma[ch])) as f32;
         }
         let direct: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
-        let mut dz = vec![0.0; z.len()];
-        dz.par_chunks_mut(image_len)
-            .zip(z.par_chunks(image_len))
+        let (image_len, output_len) = (self.image_len(), self.output_len());
+        z.par_chunks_mut(image_len)
             .zip(winners.par_chunks(output_len).zip(grad.par_chunks(output_len)))
-            .for_each(|((dz, image), (winners, grad))| {
-                for (dz, row) in dz.chunks_exact_mut(c).zip(image.chunks_exact(c)) {
-                    for ((dz, &v), (&a, &b)) in dz.iter_mut().zip(row).zip(a.iter().zip(&b)) {
-                        *dz = a * v + b;
-                    }
-                }
-                self.windows(|out, offsets| {
-                    let (winners, grad) = (&winners[out..out + c], &grad[out..out + c]);
-                    for (i, &offset) in offsets.iter().enumerate() {
-                        let dz = &mut dz[offset..offset + c];
-                        for ((dz, &d), (&w, &g)) in dz.iter_mut().zip(&direct).zip(winners.iter().zip(grad)) {
-                            *dz += if w as usize == i { d * g } else { 0.0 };
-                        }
-                    }
-                });
+            .for_each(|(image, (winners, grad))| {
+                wide!(self.image_input_grad / image_input_grad_wide(image, &a, &b, &direct, winners, grad))
             });
-        NormPoolGrads {
-            z: dz,
-            gamma: dgamma.iter().map(|&g| g as f32).collect(),
-            beta: dbeta.iter().map(|&g| g as f32).collect(),
+    }
+
+    /// One image of [`input_grad_in_place`](Self::input_grad_in_place).
+    #[inline(always)]
+    fn image_input_grad(
+        &self,
+        image: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        direct: &[f32],
+        winners: &[u8],
+        grad: &[f32],
+    ) {
+        let c = self.channels;
+        self.windows(|out, offsets| {
+            let (winners, grad) = (&winners[out..out + c], &grad[out..out + c]);
+            for (i, &offset) in offsets.iter().enumerate() {
+                let row = &mut image[offset..offset + c];
+                let lanes =
+                    row.iter_mut().zip(a.iter().zip(b)).zip(direct.iter().zip(winners.iter().zip(grad)));
+                for ((v, (&a, &b)), (&d, (&w, &g))) in lanes {
+                    *v = a * *v + b + (w == i as u8) as u32 as f32 * d * g;
+                }
+            }
+        });
+        // Pixels in no window (a trailing odd row or column) only get the affine part.
+        let (covered_y, covered_x) =
+            (self.height / self.pool * self.pool, self.width / self.pool * self.pool);
+        for (y, row) in image.chunks_exact_mut(self.width * c).enumerate() {
+            let start = if y < covered_y { covered_x } else { 0 };
+            for pixel in row[start * c..].chunks_exact_mut(c) {
+                for (v, (&a, &b)) in pixel.iter_mut().zip(a.iter().zip(b)) {
+                    *v = a * *v + b;
+                }
+            }
         }
     }
 }
@@ -910,7 +1203,7 @@ mod tests {
     fn assert_close<const D: usize>(what: &str, got: Tensor<D>, expected: Tensor<D>, tolerance: f32) {
         assert_eq!(got.dims(), expected.dims(), "{what}: shape");
         println!("{what}");
-        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::rel_abs(1e-5, tolerance));
+        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::rel_abs(1e-4, tolerance));
     }
 
     /// Values and all three gradients against Burn's NCHW convolution, under a random upstream
@@ -956,11 +1249,23 @@ mod tests {
     }
 
     #[test]
-    fn grouped_im2col_matches_burn() {
-        // 40 images of 16×16×16: more than one im2col group. The weight gradient sums 10,240
-        // products of N(0, 1) values per entry; the two summation orders differ by ~1e-4.
-        assert!(COLUMNS_PER_GROUP / (16 * 16 * 9 * 16) < 40);
-        assert_conv_matches_burn([40, 16, 16, 16], 8, 3, 1, 1e-3);
+    fn im2col_in_several_groups_matches_burn() {
+        // Six input channels: not Winograd. 40 images make more than one task; the weight
+        // gradient sums 10,240 products of N(0, 1) values per entry, so two summation orders
+        // differ by ~1e-4.
+        assert_conv_matches_burn([40, 16, 16, 6], 8, 3, 1, 1e-3);
+    }
+
+    #[test]
+    fn small_maps_use_im2col_and_match_burn() {
+        assert_conv_matches_burn([5, 4, 4, 8], 8, 3, 1, 1e-4);
+    }
+
+    #[test]
+    fn winograd_in_several_groups_matches_burn() {
+        // The weight gradient sums 10,240 products of N(0, 1) values per entry: partial sums
+        // reach ±100, and F(4×4, 3×3)'s rounding shows at a few 1e-5 of that (5e-3 = 5e-5).
+        assert_conv_matches_burn([40, 16, 16, 16], 8, 3, 1, 5e-3);
     }
 
     /// Values, statistics and gradients against Burn's batch norm, max-pool and ReLU.

@@ -551,6 +551,29 @@ impl Winograd<4, 6> for F4 {
     }
 }
 
+/// The adjoints (transposes) of F(4×4, 3×3)'s output and kernel transforms, for the weight
+/// gradient of a Winograd convolution (native training, [`crate::cpu_train`]).
+#[cfg(not(target_arch = "wasm32"))]
+impl F4 {
+    /// `A ȳ`: the gradient of the T products from the gradient of the M outputs.
+    #[inline(always)]
+    pub(crate) fn output_adjoint([y0, y1, y2, y3]: [F32x4; 4]) -> [F32x4; 6] {
+        let (two, four, eight) = (F32x4::splat(2.0), F32x4::splat(4.0), F32x4::splat(8.0));
+        let (even, odd) = (y0.add(y2), y1.add(y3));
+        let (even4, odd8) = (y0.add(y2.mul(four)), y1.mul(two).add(y3.mul(eight)));
+        [y0, even.add(odd), even.sub(odd), even4.add(odd8), even4.sub(odd8), y3]
+    }
+
+    /// `Gᵀ u`: the gradient of the 3 kernel taps from the gradient of the T transformed ones.
+    pub(crate) fn kernel_adjoint([u0, u1, u2, u3, u4, u5]: [f32; 6]) -> [f32; 3] {
+        [
+            u0 / 4.0 - (u1 + u2) / 6.0 + (u3 + u4) / 24.0,
+            (u2 - u1) / 6.0 + (u3 - u4) / 12.0,
+            (u3 + u4 - u1 - u2) / 6.0 + u5,
+        ]
+    }
+}
+
 /// `G g Gᵀ` for every (in, out) pair: T·T matrices `[in, out]`.
 fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>>(
     weight: &[f32],
