@@ -337,6 +337,9 @@ struct ConvGrads {
     bias: Vec<f32>,
 }
 
+/// Output channels per register block of the one-input-channel kernels: two AVX registers.
+const BLOCK: usize = 16;
+
 /// Values per im2col buffer, about 4 MiB: large products for `gemm`, a buffer that stays in
 /// the last-level cache.
 const COLUMNS_PER_GROUP: usize = 1 << 20;
@@ -478,7 +481,11 @@ impl Conv {
         }
         let weights = im2col_weights(weight, self.cin, self.cout, self.kernel);
         let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
+        let t0 = std::time::Instant::now();
         let mut output = vec![0.0; self.images * self.pixels() * cout];
+        if std::env::var("PROBE").is_ok() {
+            eprintln!("PROBE alloc {} {:?}", self.cin, t0.elapsed());
+        }
         output
             .par_chunks_mut(group * self.pixels() * cout)
             .zip(x.par_chunks(group * self.image_len()))
@@ -512,55 +519,122 @@ impl Conv {
     }
 
     /// For one input channel, where im2col's rows are only k·k long and the products run far
-    /// below `gemm`'s speed: calls `visit(pixel, patch)` for every output pixel of `image` with
-    /// the k·k input values under the kernel (zeros in the padding).
+    /// below `gemm`'s speed: the k·k input values under the kernel for every output pixel of
+    /// `image` (zeros in the padding), `[pixels, k·k]`, value by value (runs of k values are
+    /// too short for `copy_from_slice`'s `memcpy` call to pay off).
     #[inline(always)]
-    fn patches(&self, image: &[f32], mut visit: impl FnMut(usize, &[f32])) {
+    fn patches(&self, image: &[f32], patches: &mut [f32]) {
         debug_assert_eq!(self.cin, 1);
-        let mut patch = vec![0.0; self.row_len()];
-        for pixel in 0..self.pixels() {
-            let (oy, ox) = (pixel / self.out_width, pixel % self.out_width);
-            if self.at_border(oy, ox) {
-                patch.fill(0.0);
+        let (k, pad) = (self.kernel, self.padding as isize);
+        let mut patches = patches.chunks_exact_mut(k * k);
+        for oy in 0..self.out_height as isize {
+            for ox in 0..self.out_width as isize {
+                let Some(patch) = patches.next() else { return };
+                for (ky, row) in patch.chunks_exact_mut(k).enumerate() {
+                    let iy = oy + ky as isize - pad;
+                    if !(0..self.height as isize).contains(&iy) {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let line = &image[iy as usize * self.width..(iy as usize + 1) * self.width];
+                    for (kx, value) in row.iter_mut().enumerate() {
+                        let ix = ox + kx as isize - pad;
+                        *value = if (0..self.width as isize).contains(&ix) { line[ix as usize] } else { 0.0 };
+                    }
+                }
             }
-            self.taps(oy, ox, |to, from| patch[to].copy_from_slice(&image[from]));
-            visit(pixel, &patch);
         }
     }
 
     /// [`Conv::forward`] for one input channel, directly: each output row is the bias plus
-    /// input value × weight row over the taps (which vectorises across output channels).
+    /// input value × weight row over the taps, [`BLOCK`] output channels at a time in registers.
     #[inline(always)]
     fn direct_forward(&self, images: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32]) {
-        let cout = self.cout;
+        let (cout, taps) = (self.cout, self.row_len());
+        let blocked = cout / BLOCK * BLOCK;
+        let mut patches = vec![0.0; self.pixels() * taps];
         for (image, output) in
             images.chunks_exact(self.image_len()).zip(output.chunks_exact_mut(self.pixels() * cout))
         {
-            self.patches(image, |pixel, patch| {
-                let out = &mut output[pixel * cout..(pixel + 1) * cout];
-                out.copy_from_slice(bias);
-                for (&value, weights) in patch.iter().zip(weights.chunks_exact(cout)) {
-                    out.iter_mut().zip(weights).for_each(|(out, &w)| *out += value * w);
+            self.patches(image, &mut patches);
+            // Four pixels × BLOCK channels of sums in registers; each weight block is loaded
+            // once per four pixels.
+            let quads = self.pixels() / 4 * 4;
+            for (patch, out) in
+                patches[..quads * taps].chunks_exact(4 * taps).zip(output.chunks_exact_mut(4 * cout))
+            {
+                for o in (0..blocked).step_by(BLOCK) {
+                    let mut sums: [[f32; BLOCK]; 4] = [std::array::from_fn(|l| bias[o + l]); 4];
+                    for (tap, weights) in weights.chunks_exact(cout).enumerate() {
+                        let weights: &[f32; BLOCK] = weights[o..o + BLOCK].try_into().expect("a block");
+                        for (p, sums) in sums.iter_mut().enumerate() {
+                            let value = patch[p * taps + tap];
+                            for (sum, &w) in sums.iter_mut().zip(weights) {
+                                *sum += value * w;
+                            }
+                        }
+                    }
+                    for (p, sums) in sums.iter().enumerate() {
+                        out[p * cout + o..p * cout + o + BLOCK].copy_from_slice(sums);
+                    }
                 }
-            });
+            }
+            // The last pixels (fewer than four), then channels beyond the last whole block.
+            let rest =
+                patches[quads * taps..].chunks_exact(taps).zip(output[quads * cout..].chunks_exact_mut(cout));
+            for (patch, out) in rest {
+                for o in (0..blocked).step_by(BLOCK) {
+                    let mut sums: [f32; BLOCK] = std::array::from_fn(|l| bias[o + l]);
+                    for (&value, weights) in patch.iter().zip(weights.chunks_exact(cout)) {
+                        for (sum, &w) in sums.iter_mut().zip(&weights[o..o + BLOCK]) {
+                            *sum += value * w;
+                        }
+                    }
+                    out[o..o + BLOCK].copy_from_slice(&sums);
+                }
+            }
+            for (patch, out) in patches.chunks_exact(taps).zip(output.chunks_exact_mut(cout)) {
+                for o in blocked..cout {
+                    out[o] = bias[o]
+                        + patch.iter().zip(weights.chunks_exact(cout)).map(|(&v, w)| v * w[o]).sum::<f32>();
+                }
+            }
         }
     }
 
-    /// The weight gradient `[(ky, kx), out]` for one input channel, directly: the sum over
-    /// output pixels of input value × output-gradient row, per tap.
+    /// The weight gradient `[(ky, kx), out]` for one input channel, directly: per tap, the sum
+    /// over output pixels of input value × output-gradient row, [`BLOCK`] output channels at a
+    /// time in registers.
     #[inline(always)]
     fn direct_weight_grad(&self, images: &[f32], grad: &[f32]) -> Vec<f32> {
-        let cout = self.cout;
-        let mut weight_rows = vec![0.0; self.row_len() * cout];
+        let (cout, taps) = (self.cout, self.row_len());
+        let blocked = cout / BLOCK * BLOCK;
+        let mut weight_rows = vec![0.0; taps * cout];
+        let mut patches = vec![0.0; self.pixels() * taps];
         for (image, grad) in
             images.chunks_exact(self.image_len()).zip(grad.chunks_exact(self.pixels() * cout))
         {
-            self.patches(image, |pixel, patch| {
-                let grad = &grad[pixel * cout..(pixel + 1) * cout];
-                for (&value, sums) in patch.iter().zip(weight_rows.chunks_exact_mut(cout)) {
-                    sums.iter_mut().zip(grad).for_each(|(sum, &g)| *sum += value * g);
+            self.patches(image, &mut patches);
+            for (tap, rows) in weight_rows.chunks_exact_mut(cout).enumerate() {
+                for o in (0..blocked).step_by(BLOCK) {
+                    let mut sums = [0.0f32; BLOCK];
+                    for (patch, grad) in patches.chunks_exact(taps).zip(grad.chunks_exact(cout)) {
+                        let (value, grad): (f32, &[f32; BLOCK]) =
+                            (patch[tap], grad[o..o + BLOCK].try_into().expect("a block"));
+                        for (sum, &g) in sums.iter_mut().zip(grad) {
+                            *sum += value * g;
+                        }
+                    }
+                    rows[o..o + BLOCK].iter_mut().zip(sums).for_each(|(row, sum)| *row += sum);
                 }
-            });
+                for (o, row) in rows.iter_mut().enumerate().skip(blocked) {
+                    *row += patches
+                        .chunks_exact(taps)
+                        .zip(grad.chunks_exact(cout))
+                        .map(|(p, g)| p[tap] * g[o])
+                        .sum::<f32>();
+                }
+            }
         }
         weight_rows
     }
@@ -762,8 +836,8 @@ fn winograd_weight_partial(
     let mut partial = vec![0.0; 36 * cin * cout];
     with_scratch(36 * n * cin, 36 * n * cout, |tiles, grad_tiles| {
         winograd_input::<4, 6, F4>(images, height, width, cin, tiles);
-        let mut staged = vec![0.0; 36 * cout];
         for t in 0..n {
+            let tile = &mut grad_tiles[t * 36 * cout..(t + 1) * 36 * cout];
             let (b, y, x) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
             for o in (0..cout).step_by(4) {
                 let block: [[F32x4; 4]; 4] = std::array::from_fn(|a| {
@@ -773,10 +847,9 @@ fn winograd_weight_partial(
                 });
                 let transformed = transform_2d(block, F4::output_adjoint);
                 for (xi, value) in transformed.as_flattened().iter().enumerate() {
-                    value.store(&mut staged[xi * cout + o..]);
+                    value.store(&mut tile[xi * cout + o..]);
                 }
             }
-            grad_tiles[t * 36 * cout..][..36 * cout].copy_from_slice(&staged);
         }
         for (xi, partial) in partial.chunks_exact_mut(cin * cout).enumerate() {
             let tiles = Matrix::strided(&tiles[xi * cin..], n, cin, 36 * cin).t();
@@ -1235,6 +1308,13 @@ mod tests {
     #[test]
     fn same_convolution_matches_burn() {
         assert_conv_matches_burn([3, 7, 6, 4], 5, 3, 1, 1e-4);
+    }
+
+    #[test]
+    fn one_input_channel_in_blocks_matches_burn() {
+        // 20 output channels: one register block and four more; 35 pixels: eight groups of four
+        // and three more.
+        assert_conv_matches_burn([3, 7, 5, 1], 20, 3, 1, 1e-4);
     }
 
     #[test]

@@ -422,10 +422,6 @@ pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>>(
     let image_len = side_y * side_x * cin;
     let n = images.len() / image_len * ty * tx;
     let zeros = vec![0.0; cin];
-    // One tile's values are transformed into this buffer and then copied out in one sequential
-    // run: written in place, each of its T·T·cin/16 cache lines would be a separate store miss
-    // (most of the time, measured).
-    let mut staged = vec![0.0; T * T * cin];
     let pixel = |b: usize, y: isize, x: isize| -> &[f32] {
         if y < 0 || x < 0 || y as usize >= side_y || x as usize >= side_x {
             return &zeros;
@@ -441,11 +437,11 @@ pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>>(
         for c in (0..cin).step_by(4) {
             let d = patch.map(|row| row.map(|pixel| F32x4::load(&pixel[c..])));
             let v = transform_2d(d, W::input);
+            let tile = &mut tiles[t * T * T * cin..(t + 1) * T * T * cin];
             for (xi, value) in v.as_flattened().iter().enumerate() {
-                value.store(&mut staged[xi * cin + c..]);
+                value.store(&mut tile[xi * cin + c..]);
             }
         }
-        tiles[t * T * T * cin..][..T * T * cin].copy_from_slice(&staged);
     }
 }
 
@@ -460,13 +456,11 @@ pub(crate) fn winograd_output<const M: usize, const T: usize, W: Winograd<M, T>>
     cout: usize,
     mut place: impl FnMut(usize, usize, [[F32x4; M]; M]),
 ) {
-    // As in `winograd_input`: one sequential copy per tile instead of a miss per cache line.
-    let mut staged = vec![0.0; T * T * cout];
     for t in 0..n {
-        staged.copy_from_slice(&products[t * T * T * cout..][..T * T * cout]);
+        let tile = &products[t * T * T * cout..(t + 1) * T * T * cout];
         for o in (0..cout).step_by(4) {
             let m: [[F32x4; T]; T] = std::array::from_fn(|r| {
-                std::array::from_fn(|c| F32x4::load(&staged[(r * T + c) * cout + o..]))
+                std::array::from_fn(|c| F32x4::load(&tile[(r * T + c) * cout + o..]))
             });
             place(t, o, transform_2d(m, W::output));
         }
