@@ -146,12 +146,7 @@ impl StageOps for Flex {
     fn conv_nhwc(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, padding: usize) -> FlexTensor {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let conv = Conv::new(&x, &weight, padding);
-        let t0 = std::time::Instant::now();
-        let r = tensor(conv.forward(f32s(&x), f32s(&weight), f32s(&bias)), conv.output_shape());
-        if std::env::var("PROBE").is_ok() {
-            eprintln!("PROBE conv-fwd {} {:?}", conv.cin, t0.elapsed());
-        }
-        r
+        tensor(conv.forward(f32s(&x), f32s(&weight), f32s(&bias)), conv.output_shape())
     }
 
     fn norm_pool_relu(
@@ -191,11 +186,7 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
                 let grad = contiguous(grads.consume::<Flex>(&ops.node));
                 let (x, weight, padding) = ops.state;
                 let conv = Conv::new(&x, &weight, padding);
-                let t0 = std::time::Instant::now();
                 let grads_out = conv.backward(f32s(&x), f32s(&weight), f32s(&grad), node_x.is_some());
-                if std::env::var("PROBE").is_ok() {
-                    eprintln!("PROBE conv-bwd {} {:?}", conv.cin, t0.elapsed());
-                }
                 if let (Some(node), Some(dx)) = (node_x, grads_out.x) {
                     grads.register::<Flex>(node.id, tensor(dx, x.shape().to_vec()));
                 }
@@ -237,7 +228,6 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
                 let (mut z, gamma, statistics, winners, pool) = ops.state;
                 let stage = NormPool::new(&z, pool);
                 let (winners, grad) = (&winners.0[..], f32s(&grad));
-                let t0 = std::time::Instant::now();
                 let (dbeta, dgamma) = stage.parameter_grads(f32s(&z), &statistics, winners, grad);
                 let narrow =
                     |sums: &[f64]| tensor(sums.iter().map(|&v| v as f32).collect(), vec![stage.channels]);
@@ -261,9 +251,6 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
                     );
                     grads.register::<Flex>(node.id, z);
                 }
-                if std::env::var("PROBE").is_ok() {
-                    eprintln!("PROBE npr-bwd {} {:?}", stage.height, t0.elapsed());
-                }
             }
         }
 
@@ -275,11 +262,7 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
             contiguous(beta.into_primitive()),
         );
         let stage = NormPool::new(&z, pool);
-        let t0 = std::time::Instant::now();
         let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
-        if std::env::var("PROBE").is_ok() {
-            eprintln!("PROBE npr-fwd {} {:?}", stage.height, t0.elapsed());
-        }
         let channels = stage.channels;
         let mean = tensor(forward.mean.clone(), vec![channels]);
         let variance = tensor(forward.variance.clone(), vec![channels]);
@@ -481,11 +464,7 @@ impl Conv {
         }
         let weights = im2col_weights(weight, self.cin, self.cout, self.kernel);
         let (row_len, group, cout) = (self.row_len(), self.group(), self.cout);
-        let t0 = std::time::Instant::now();
         let mut output = vec![0.0; self.images * self.pixels() * cout];
-        if std::env::var("PROBE").is_ok() {
-            eprintln!("PROBE alloc {} {:?}", self.cin, t0.elapsed());
-        }
         output
             .par_chunks_mut(group * self.pixels() * cout)
             .zip(x.par_chunks(group * self.image_len()))
@@ -509,13 +488,13 @@ impl Conv {
     fn winograd(&self) -> bool {
         self.kernel == 3
             && self.padding == 1
-            && self.height % 4 == 0
-            && self.width % 4 == 0
+            && self.height.is_multiple_of(4)
+            && self.width.is_multiple_of(4)
             // Below four tiles per image (the 4×4 maps of `web`'s last stage), the transforms
             // cost more than the products they save: im2col is faster there (measured).
             && self.height * self.width >= 64
-            && self.cin % 4 == 0
-            && self.cout % 4 == 0
+            && self.cin.is_multiple_of(4)
+            && self.cout.is_multiple_of(4)
     }
 
     /// For one input channel, where im2col's rows are only k·k long and the products run far
@@ -787,15 +766,12 @@ fn winograd_3x3(
     let (tiles_y, tiles_x) = (height / 4, width / 4);
     let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
     with_scratch(36 * n * cin, 36 * n * cout, |tiles, products| {
-        let t0 = std::time::Instant::now();
         winograd_input::<4, 6, F4>(images, height, width, cin, tiles);
-        let t1 = std::time::Instant::now();
         // One product per transform position ξ: rows of every tile's values at ξ.
         for (xi, weight) in transformed.chunks_exact(cin * cout).enumerate() {
             let tiles = Matrix::strided(&tiles[xi * cin..], n, cin, 36 * cin);
             matmul_on(tiles, Matrix::rows(weight, cout), &mut products[xi * cout..], 36 * cout, false, false);
         }
-        let t2 = std::time::Instant::now();
         winograd_output::<4, 6, F4>(products, n, cout, |t, o, block| {
             let (b, y, x) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
             let bias = F32x4::load(&bias[o..]);
@@ -806,14 +782,6 @@ fn winograd_3x3(
                 }
             }
         });
-        if std::env::var("PROBE").is_ok() {
-            eprintln!(
-                "wino n {n} cin {cin} cout {cout}: input {:?} products {:?} output {:?}",
-                t1 - t0,
-                t2 - t1,
-                t2.elapsed()
-            );
-        }
     });
 }
 
@@ -1397,33 +1365,5 @@ mod tests {
         let grads = conv_nhwc(x.clone(), weight.clone(), bias, 1).sum().backward();
         assert!(weight.grad(&grads).is_some());
         assert!(x.grad(&grads).is_none());
-    }
-}
-#[cfg(test)]
-mod probe_tests {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe_winograd_input() {
-        let (h, w, cin, images) = (16, 16, 64, 32);
-        let x: Vec<f32> = (0..images * h * w * cin).map(|i| (i % 97) as f32 * 0.01).collect();
-        let n = images * (h / 4) * (w / 4);
-        let mut tiles = vec![0.0f32; 36 * n * cin];
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            winograd_input::<4, 6, F4>(&x, h, w, cin, &mut tiles);
-            eprintln!("input {:?}", t.elapsed());
-        }
-        let t = std::time::Instant::now();
-        for _ in 0..10 {
-            tiles.iter_mut().for_each(|v| *v += 1.0);
-        }
-        eprintln!("10 passes over tiles {:?}", t.elapsed());
-        let one = &x[..h * w * cin];
-        let t = std::time::Instant::now();
-        for _ in 0..32 {
-            winograd_input::<4, 6, F4>(one, h, w, cin, &mut tiles[..36 * 16 * cin]);
-        }
-        eprintln!("32 x one image (same as one batch) {:?}", t.elapsed());
     }
 }

@@ -714,23 +714,15 @@ impl<'a> Matrix<'a> {
 }
 
 /// `out = a · b` (or `out += a · b` when `accumulate`) for a row-major `out`, through `gemm`
-/// (AVX2/FMA micro-kernels; both cores for large products).
-///
-/// # Panics
-/// If the shapes do not match.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn matmul(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
-    let parallel = a.rows * a.columns * b.columns >= 1 << 21;
-    matmul_on(a, b, out, b.columns, accumulate, parallel);
-}
-
-/// [`matmul`] on one thread, for callers that split the work between threads themselves.
+/// (AVX2/FMA micro-kernels), on this thread: for callers that split the work between threads
+/// themselves.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn matmul_serial(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
     matmul_on(a, b, out, b.columns, accumulate, false);
 }
 
-/// [`matmul`] with rows of `out` `out_stride` values apart.
+/// [`matmul_serial`] with rows of `out` `out_stride` values apart, on both cores if
+/// `parallel`.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn matmul_on(
     a: Matrix,

@@ -270,11 +270,14 @@ fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     if options.json {
         let report = serde_json::json!({
-            "stack": "own CPU kernels (inference), Burn flex (training)", "preset": options.preset.name(), "cores": cores, "rows": rows,
+            "stack": "Burn + own CPU kernels", "preset": options.preset.name(), "cores": cores, "rows": rows,
         });
         println!("{report}");
     } else {
-        println!("CPU: own kernels for inference, Burn flex for training; {cores} cores, release build\n");
+        println!(
+            "CPU: own kernels for inference and, inside Burn's autodiff, for the training passes of \
+             batch-normalised stages (web); Burn flex for the rest; {cores} cores, release build\n"
+        );
         print!("{}", bench::markdown(options.preset.name(), &rows));
     }
     Ok(())

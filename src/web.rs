@@ -176,7 +176,7 @@ impl Engine {
     /// Preprocessed images given back to back, one `inputSize²` slice each, checking the length.
     fn split_images(&self, values: &[f32]) -> Result<Vec<Vec<f32>>, JsError> {
         let size = self.recognizer.config().input_size;
-        if values.is_empty() || values.len() % (size * size) != 0 {
+        if values.is_empty() || !values.len().is_multiple_of(size * size) {
             return Err(JsError::new(&format!("images must be {size}×{size} values each")));
         }
         Ok(values.chunks(size * size).map(<[f32]>::to_vec).collect())
@@ -184,7 +184,7 @@ impl Engine {
 
     /// Support embeddings as a `[n, width]` tensor, checking their length.
     fn supports(&self, supports: Vec<f32>, width: usize) -> Result<Tensor<2>, JsError> {
-        if width == 0 || supports.is_empty() || supports.len() % width != 0 {
+        if width == 0 || supports.is_empty() || !supports.len().is_multiple_of(width) {
             return Err(JsError::new("support embeddings do not match the query embedding's width"));
         }
         let rows = supports.len() / width;
