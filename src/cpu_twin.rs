@@ -19,7 +19,8 @@
 //! The matrix products are the `gemm` crate's natively (the AVX2/FMA kernels Burn's CPU backend
 //! calls too) and, in WebAssembly, a 4×8 SIMD128 kernel on weights packed once at load (the
 //! `Weights` type). Outputs match Burn's to rounding (tested to 1e-4 against the folded network).
-//! Training still runs on Burn: these kernels have no backward pass.
+//! These kernels have no backward pass; natively, `cpu_train` reuses their Winograd
+//! transforms and matrix products for training.
 
 use crate::model::SiameseConfig;
 
