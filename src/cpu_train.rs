@@ -6,17 +6,24 @@
 //! max-pool and ReLU are a dozen separate passes over the largest maps (with their own backward
 //! passes). Here the feature maps stay NHWC from stage to stage and each stage is two operations:
 //!
-//! - [`conv_nhwc`]: im2col and one `gemm` product per group of images; backward: the bias
-//!   gradient as column sums, the weight gradient as `colsᵀ · dZ`, the input gradient as
-//!   `dZ · Wᵀ` scattered back (col2im) — each only when a parent asks for it;
+//! - [`conv_nhwc`]: for 3×3 "same" convolutions on maps of at least 8×8 (the `web` preset's
+//!   middle stages), Winograd F(4×4, 3×3) for the output, the input gradient (the same
+//!   convolution of the output gradient with the kernel turned by 180°) and the weight gradient
+//!   (the adjoint of the forward products), with the transforms of [`crate::cpu_twin`]; for one
+//!   input channel, register-blocked direct loops; otherwise im2col and `gemm`. Images are split
+//!   into one task per thread; every gradient is computed only when a parent asks for it;
 //! - [`norm_pool_relu`]: train-mode batch norm, 2×2 max-pool and ReLU in two passes, remembering
 //!   each output's winning input in one byte; backward: one pass over the outputs for the
-//!   parameter gradients, one over the inputs for the input gradient.
+//!   parameter gradients, one in place over the inputs for the input gradient.
+//!
+//! The element-wise loops are compiled twice, for baseline x86-64 and for AVX2 + FMA, and the
+//! wider twin runs where the CPU has it (`wide!`).
 //!
 //! [`crate::model`] routes a training forward pass here when the device is autodiff over
 //! `flex` and every stage has a batch norm in training mode; everything else (the dense layer,
 //! the head, the losses, the optimizer) stays Burn's. Both operations are tested against
-//! Burn's own to 1e-4, values and gradients.
+//! Burn's own, values and gradients, to 1e-4 (Winograd's rounding on sums of thousands of
+//! products: a few 1e-5 relative).
 
 use std::fmt;
 use std::sync::Arc;
