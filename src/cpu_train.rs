@@ -381,8 +381,8 @@ impl Conv {
         self.out_height * self.out_width
     }
 
-    /// Images per task: an im2col buffer of about [`COLUMNS_PER_GROUP`] values, and at least
-    /// one task per thread.
+    /// Images per task: one task per thread, fewer images where an im2col buffer would exceed
+    /// [`COLUMNS_PER_GROUP`] values.
     fn group(&self) -> usize {
         let columns = if self.winograd() || self.cin == 1 { 0 } else { self.pixels() * self.row_len() };
         let by_memory = COLUMNS_PER_GROUP / columns.max(1);
@@ -394,10 +394,9 @@ impl Conv {
         self.height * self.width * self.cin
     }
 
-    /// The input rows `(iy, ix₀..ix₀+k)` under output pixel `(oy, ox)` for each `ky`: the range
-    /// of the im2col row they fill and of the image they come from, or `None` where the kernel
-    /// row lies in the padding. Columns in the padding are dropped from both ranges, and the
-    /// caller zero-fills what is left of the im2col row.
+    /// The input rows `(iy, ix₀..ix₀+k)` under output pixel `(oy, ox)`: for each `ky` whose row
+    /// lies inside the image, `visit(range of the im2col row, range of the image)`. Columns in
+    /// the padding are dropped from both ranges; the caller zero-fills the rest of the row.
     #[inline(always)]
     fn taps(
         &self,
