@@ -163,15 +163,8 @@ impl StageOps for Flex {
         epsilon: f64,
         pool: usize,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (z, gamma, beta) = (contiguous(z), contiguous(gamma), contiguous(beta));
-        let stage = NormPool::new(&z, pool);
-        let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
-        let channels = stage.channels;
-        (
-            tensor(forward.output, stage.output_shape()),
-            tensor(forward.mean, vec![channels]),
-            tensor(forward.variance, vec![channels]),
-        )
+        let (output, mean, variance, _) = norm_pool_forward(z, gamma, beta, epsilon, pool);
+        (output, mean, variance)
     }
 }
 
@@ -263,26 +256,39 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
 
         let prepared =
             NormPoolBackward.prepare::<C>([z.node(), gamma.node(), beta.node()]).compute_bound().stateful();
-        let (z, gamma, beta) = (
-            contiguous(z.into_primitive()),
-            contiguous(gamma.into_primitive()),
-            contiguous(beta.into_primitive()),
-        );
-        let stage = NormPool::new(&z, pool);
-        let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
-        let channels = stage.channels;
-        let mean = tensor(forward.mean.clone(), vec![channels]);
-        let variance = tensor(forward.variance.clone(), vec![channels]);
-        let output = tensor(forward.output, stage.output_shape());
+        let (z, gamma) = (contiguous(z.into_primitive()), contiguous(gamma.into_primitive()));
+        let (output, mean, variance, winners) =
+            norm_pool_forward(z.clone(), gamma.clone(), beta.into_primitive(), epsilon, pool);
         let output = match prepared {
             OpsKind::Tracked(prep) => {
-                let statistics = Statistics::new(forward.mean, &forward.variance, epsilon);
-                prep.finish((z, gamma, statistics, Winners(Arc::new(forward.winners)), pool), output)
+                let statistics = Statistics::new(f32s(&mean).to_vec(), f32s(&variance), epsilon);
+                prep.finish((z, gamma, statistics, Winners(Arc::new(winners)), pool), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
         (output, Self::from_inner(mean), Self::from_inner(variance))
     }
+}
+
+/// [`StageOps::norm_pool_relu`] on `flex` tensors, for both implementations: the output, mean
+/// and variance as tensors, and each output's winning input (for the backward pass).
+fn norm_pool_forward(
+    z: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+    pool: usize,
+) -> (FlexTensor, FlexTensor, FlexTensor, Vec<u8>) {
+    let (z, gamma, beta) = (contiguous(z), contiguous(gamma), contiguous(beta));
+    let stage = NormPool::new(&z, pool);
+    let forward = stage.forward(f32s(&z), f32s(&gamma), f32s(&beta), epsilon);
+    let channels = vec![stage.channels];
+    (
+        tensor(forward.output, stage.output_shape()),
+        tensor(forward.mean, channels.clone()),
+        tensor(forward.variance, channels),
+        forward.winners,
+    )
 }
 
 /// The tensor with its values in one contiguous run (no copy when they already are).
