@@ -15,6 +15,7 @@ pub mod model;
 pub mod objective;
 pub mod preprocess;
 pub mod recognize;
+pub mod strokes;
 pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -29,6 +30,8 @@ pub mod eval;
 pub mod export;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod stroke_eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 #[cfg(target_arch = "wasm32")]

@@ -31,6 +31,9 @@ enum Command {
     Train(TrainOptions),
     /// Measure one-shot accuracy on Lake's runs and on random within-alphabet tasks.
     Eval(EvalOptions),
+    /// Measure recognition of human pen strokes (Lake's recorded trajectories) painted at several
+    /// sizes, against the scans of the very same drawings.
+    Strokes(StrokesOptions),
     /// Score query pictures against support pictures (PNG files, read as the page reads a canvas).
     Score(ScoreOptions),
     /// Time embedding, a 20-way query and training steps on this machine (synthetic drawings).
@@ -83,6 +86,35 @@ struct ExportOptions {
 }
 
 #[derive(clap::Args)]
+struct StrokesOptions {
+    /// Weights of the network.
+    #[arg(long, default_value = "weights/web.osw")]
+    weights: PathBuf,
+    /// Lake's stroke archive (default: strokes_background_small2.zip in the data folder).
+    #[arg(long)]
+    strokes: Option<PathBuf>,
+    /// Random within-alphabet tasks, one query per class.
+    #[arg(long, default_value_t = 50)]
+    tasks: usize,
+    /// Classes per task.
+    #[arg(long, default_value_t = 20)]
+    way: usize,
+    /// Seed for the tasks.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Sizes to replay the drawings at: the fraction of the pad the longer side spans.
+    #[arg(long, value_delimiter = ',', default_value = "0.3,0.6,0.9")]
+    sizes: Vec<f32>,
+    /// Embed each picture as the mean of this many fixed views (the page uses the default).
+    #[arg(long, default_value_t = DEFAULT_VIEWS)]
+    views: usize,
+    /// Also write the tasks (strokes in 0..1 of Omniglot's canvas) and these accuracies as JSON,
+    /// for the page's replay test.
+    #[arg(long)]
+    export: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct ScoreOptions {
     /// Weights of the network.
     #[arg(long)]
@@ -113,10 +145,12 @@ struct EvalOptions {
     #[arg(long, default_value_t = 1000)]
     tasks: usize,
     /// Classes per random task; repeat or separate with commas for several sizes.
-    #[arg(long, value_delimiter = ',', default_value = "20")]
+    #[arg(long, value_delimiter = ',', default_value = "20,5")]
     way: Vec<usize>,
-    /// Alphabets the random tasks come from.
-    #[arg(long, value_enum, default_value = "validation")]
+    /// Alphabets the random tasks come from: by default the ten test alphabets of Lake's runs,
+    /// with other drawers and characters than his runs (never used to choose anything); use
+    /// `validation` for model selection.
+    #[arg(long, value_enum, default_value = "test")]
     split: Split,
     /// Only these alphabets of the split (comma-separated names).
     #[arg(long, value_delimiter = ',')]
@@ -138,6 +172,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(options) => run_train(&options, &data_dir),
         Command::Eval(options) => run_eval(&options, &data_dir),
+        Command::Strokes(options) => run_strokes(&options, &data_dir),
         Command::Score(options) => run_score(&options),
         Command::Bench(options) => run_bench(&options),
         Command::Export(options) => run_export(&options),
@@ -216,6 +251,85 @@ fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
     println!("|---|---|---:|---:|");
     for (method, tasks, accuracy) in rows {
         println!("| {method} | {tasks} | {} | {:.1} % |", accuracy.trials, accuracy.percent());
+    }
+    Ok(())
+}
+
+fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyError> {
+    use oneshot::stroke_eval::{Placement, painted, pen_ratios, percentile, sample_plans, scans_of};
+    use oneshot::strokes::{OMNIGLOT_PEN, Pen};
+
+    let device = Device::flex();
+    let (config, model) = weights::load(&options.weights, None, &device)?;
+    let recognizer = Recognizer::new(model, config, device).with_views(options.views);
+    let path = options.strokes.clone().unwrap_or_else(|| data_dir.join("strokes_background_small2.zip"));
+    let recorded = data::load_strokes(&path)?;
+    let background = data::Omniglot::load(&data_dir.join("images_background.zip"))?;
+
+    let ratios = pen_ratios(&recorded);
+    let fractions = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95];
+    let shown: Vec<String> = fractions.iter().map(|&f| format!("{:.3}", percentile(&ratios, f))).collect();
+    println!(
+        "Omniglot's pen ({OMNIGLOT_PEN} px at 105) over the longer side of the path's box, {} drawings, \
+         percentiles 5/10/25/50/75/90/95: {}\n",
+        ratios.len(),
+        shown.join(" / ")
+    );
+
+    let plans = sample_plans(&recorded, options.way, options.tasks, options.seed)?;
+    let frame = data::OMNIGLOT_FRAME;
+    let old_pen = Pen::Absolute(0.045 * frame);
+    let mut variants = vec![("scans".to_string(), "–".to_string(), scans_of(&recorded, &background)?)];
+    variants.push((
+        Placement::AsDrawn.name(),
+        "Omniglot's (5 px at 105)".into(),
+        painted(&recorded, Placement::AsDrawn, Pen::Absolute(OMNIGLOT_PEN), frame)?,
+    ));
+    let placements =
+        std::iter::once(Placement::AsDrawn).chain(options.sizes.iter().map(|&f| Placement::Spanning(f)));
+    for placement in placements {
+        for (pen_name, pen) in [
+            ("fixed, 4.5 % of the pad (the page before)", old_pen),
+            ("relative to the drawing (the page now)", Pen::NETWORK),
+        ] {
+            variants.push((placement.name(), pen_name.into(), painted(&recorded, placement, pen, frame)?));
+        }
+    }
+    println!("| drawings given as | pen | {}-way tasks | accuracy |", options.way);
+    println!("|---|---|---:|---:|");
+    let mut native = serde_json::Map::new();
+    for (given, pen, alphabets) in &variants {
+        let refs: Vec<&data::Alphabet> = alphabets.iter().collect();
+        let tasks: Vec<_> = plans.iter().map(|plan| plan.over(&refs)).collect();
+        let accuracy = evaluate_tasks(&recognizer, &tasks)?;
+        println!("| {given} | {pen} | {} | {:.1} % |", tasks.len(), accuracy.percent());
+        native.insert(format!("{given} / {pen}"), serde_json::json!(accuracy.percent()));
+    }
+    if let Some(out) = &options.export {
+        let strokes_of = |alphabet: usize, (c, d): (usize, usize)| {
+            let strokes = &recorded[alphabet].characters[c].drawings[d].1;
+            strokes
+                .strokes()
+                .iter()
+                .map(|s| s.iter().map(|&[x, y]| [x / frame, y / frame]).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let tasks: Vec<serde_json::Value> = plans
+            .iter()
+            .map(|plan| {
+                serde_json::json!({
+                    "alphabet": recorded[plan.alphabet].name,
+                    "supports": plan.supports.iter().map(|&p| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
+                    "queries": plan.queries.iter().map(|&(p, _)| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
+                    "truth": plan.queries.iter().map(|&(_, class)| class).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let report =
+            serde_json::json!({ "way": options.way, "seed": options.seed, "native": native, "tasks": tasks });
+        oneshot::write_atomically(out, report.to_string().as_bytes())
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("\nwrote {}", out.display());
     }
     Ok(())
 }

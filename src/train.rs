@@ -22,7 +22,7 @@ use crate::data::{Alphabet, DataError, DataSet, Split, Task, TaskSampler};
 use crate::eval::evaluate_tasks;
 use crate::model::{Preset, Siamese, SiameseConfig};
 use crate::objective::{episode_loss, image_batch, pair_loss};
-use crate::preprocess::{Distortion, DistortionConfig, InkImage, Preprocessor};
+use crate::preprocess::{Distortion, DistortionConfig, InkImage, Preprocessor, Symmetry};
 use crate::recognize::Recognizer;
 use crate::weights::{self, WeightsError};
 
@@ -34,6 +34,90 @@ pub enum Objective {
     /// One-shot episodes within an alphabet: classification over the head's logits plus balanced
     /// pair cross-entropy on all pairs of the episode (see `objective::episode_loss`).
     Episodes,
+}
+
+/// Which symmetries of the square make new training characters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Symmetries {
+    /// Characters as drawn.
+    #[default]
+    None,
+    /// The four turns by multiples of 90°.
+    Rotations,
+    /// The four turns, with and without a mirror image.
+    Dihedral,
+}
+
+impl Symmetries {
+    /// A random element of the group.
+    fn sample(self, rng: &mut StdRng) -> Symmetry {
+        match self {
+            Symmetries::None => Symmetry::NONE,
+            Symmetries::Rotations => Symmetry::nth(rng.random_range(0..4)),
+            Symmetries::Dihedral => Symmetry::nth(rng.random_range(0..8)),
+        }
+    }
+}
+
+/// How often a training symmetry is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum SymmetryScope {
+    /// Once per episode: every character of the episode turned alike.
+    #[default]
+    Episode,
+    /// Once per character.
+    Character,
+}
+
+/// How the learning rate changes over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Schedule {
+    /// Multiplied by `lr_decay` every `decay_every` steps.
+    #[default]
+    Step,
+    /// A half cosine from the initial rate to zero at the last step.
+    Cosine,
+}
+
+impl TrainOptions {
+    /// The learning rate of step `iteration` (counted from 0).
+    pub fn learning_rate_at(&self, iteration: usize) -> f64 {
+        let warm = if iteration < self.warmup { (iteration + 1) as f64 / self.warmup as f64 } else { 1.0 };
+        let decayed = match self.schedule {
+            Schedule::Step => self.lr_decay.powi((iteration / self.decay_every.max(1)) as i32),
+            Schedule::Cosine => {
+                let progress = iteration as f64 / self.iterations.max(1) as f64;
+                0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+            }
+        };
+        self.learning_rate * warm * decayed
+    }
+
+    /// The architecture to train: the preset's, with any of its sizes replaced.
+    pub fn architecture(&self) -> Result<SiameseConfig, TrainError> {
+        let mut config = self.preset.config();
+        if let Some(channels) = &self.channels {
+            if channels.len() != config.stages.len() || channels.contains(&0) {
+                return Err(TrainError::Invalid(format!(
+                    "--channels needs {} positive counts, one per stage",
+                    config.stages.len()
+                )));
+            }
+            for (stage, &channels) in config.stages.iter_mut().zip(channels) {
+                stage.channels = channels;
+            }
+        }
+        if let Some(size) = self.input_size {
+            config.input_size = size;
+        }
+        if let Some(width) = self.embedding {
+            config.embedding = width;
+        }
+        if config.feature_size().is_none() || config.embedding == 0 {
+            return Err(TrainError::Invalid("the stages shrink that input to nothing".into()));
+        }
+        Ok(config)
+    }
 }
 
 /// Options of the `train` command.
@@ -60,12 +144,21 @@ pub struct TrainOptions {
     /// Adam's initial learning rate.
     #[arg(long, default_value_t = 9e-5)]
     pub learning_rate: f64,
-    /// Multiply the learning rate by this every `--decay-every` steps.
+    /// How the learning rate falls: by `--lr-decay` every `--decay-every` steps, or along a
+    /// half cosine to zero at the last step.
+    #[arg(long, value_enum, default_value = "step")]
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Multiply the learning rate by this every `--decay-every` steps (`step` schedule).
     #[arg(long, default_value_t = 0.99)]
     pub lr_decay: f64,
-    /// Steps between learning-rate decays.
+    /// Steps between learning-rate decays (`step` schedule).
     #[arg(long, default_value_t = 500)]
     pub decay_every: usize,
+    /// Raise the learning rate linearly from zero over this many first steps.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub warmup: usize,
     /// Steps between validations (and checkpoints).
     #[arg(long, default_value_t = 500)]
     pub eval_every: usize,
@@ -75,11 +168,34 @@ pub struct TrainOptions {
     /// Train without Koch et al.'s affine distortions.
     #[arg(long)]
     pub no_distortions: bool,
-    /// Turn each episode's characters by a random multiple of 90° (both drawings of a character
-    /// alike): four times as many characters to learn from.
+    /// Treat characters turned (`rotations`: by multiples of 90°) or also mirrored (`dihedral`:
+    /// all eight symmetries of the square) as new characters: four or eight times as many
+    /// characters to learn from.
+    #[arg(long, value_enum, default_value = "none")]
+    #[serde(default)]
+    pub symmetries: Symmetries,
+    /// Draw the symmetry once per episode (the whole alphabet turned alike, so an episode's
+    /// characters stay as alike as a real alphabet's) or once per character.
+    #[arg(long, value_enum, default_value = "episode")]
+    #[serde(default)]
+    pub symmetry_per: SymmetryScope,
+    /// Vary the pen: widen or narrow each training drawing's strokes by a pixel (a third of the
+    /// time each), so the network does not learn Omniglot's one pen width.
     #[arg(long)]
     #[serde(default)]
-    pub rotations: bool,
+    pub stroke_widths: bool,
+    /// Output channels of each convolutional stage, replacing the preset's (same stage count).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub channels: Option<Vec<usize>>,
+    /// Side of the network's square input, replacing the preset's.
+    #[arg(long)]
+    #[serde(default)]
+    pub input_size: Option<usize>,
+    /// Width of the embedding, replacing the preset's.
+    #[arg(long)]
+    #[serde(default)]
+    pub embedding: Option<usize>,
     /// Start from these weights instead of a random network (a new run, warm-started).
     #[arg(long)]
     #[serde(default)]
@@ -182,7 +298,7 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
     let mut sampler = TaskSampler::new(&validation_alphabets, 20, 20, options.seed)?;
     let val_tasks: Vec<Task> = (0..options.val_tasks).map(|_| sampler.sample()).collect();
 
-    let config = options.preset.config();
+    let config = options.architecture()?;
     let device = Device::flex().autodiff();
     device.seed(options.seed);
     let mut optimizer = AdamConfig::new().init();
@@ -207,7 +323,10 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
     };
 
     let preprocessor = Preprocessor::new(config.input_size);
-    let distortion = (!options.no_distortions).then(DistortionConfig::default);
+    let augmentation = Augmentation {
+        distortion: (!options.no_distortions).then(DistortionConfig::default),
+        stroke_widths: options.stroke_widths,
+    };
     let progress = ProgressBar::new(options.iterations as u64).with_position(state.iteration as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
@@ -221,17 +340,11 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
 
     while state.iteration < options.iterations {
         let mut rng = step_rng(options.seed, state.iteration);
-        let lr = options.learning_rate
-            * options.lr_decay.powi((state.iteration / options.decay_every.max(1)) as i32);
+        let lr = options.learning_rate_at(state.iteration);
         let (loss, pairs) = match options.objective {
             Objective::Pairs => {
-                let batch = sample_pairs(
-                    &background,
-                    options.batch_size,
-                    &preprocessor,
-                    distortion.as_ref(),
-                    &mut rng,
-                );
+                let batch =
+                    sample_pairs(&background, options.batch_size, &preprocessor, &augmentation, &mut rng);
                 let n = batch.labels.len();
                 let a = image_batch(&batch.a, preprocessor.size(), &device);
                 let b = image_batch(&batch.b, preprocessor.size(), &device);
@@ -245,9 +358,9 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
                     let images = sample_episode(
                         &background,
                         options.way,
-                        options.rotations,
+                        (options.symmetries, options.symmetry_per),
                         &preprocessor,
-                        distortion.as_ref(),
+                        &augmentation,
                         &mut rng,
                     );
                     pairs += (images.len() / 2).pow(2);
@@ -313,16 +426,34 @@ fn step_rng(seed: u64, iteration: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (iteration as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// How training drawings are varied before they reach the network.
+#[derive(Clone, Debug, Default)]
+pub struct Augmentation {
+    /// Koch et al.'s random affine distortions, if any.
+    pub distortion: Option<DistortionConfig>,
+    /// Widen or narrow the strokes by a pixel, a third of the time each.
+    pub stroke_widths: bool,
+}
+
 fn render(
     image: &InkImage,
     preprocessor: &Preprocessor,
-    distortion: Option<&DistortionConfig>,
-    quarter_turns: u8,
+    augmentation: &Augmentation,
+    symmetry: Symmetry,
     rng: &mut StdRng,
 ) -> Vec<f32> {
-    let distortion = distortion
+    let distortion = augmentation
+        .distortion
+        .as_ref()
         .map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng))
-        .after_quarter_turns(quarter_turns);
+        .after_symmetry(symmetry);
+    let changed;
+    let image = if augmentation.stroke_widths {
+        changed = image.with_stroke_change(rng.random_range(-1..=1i8));
+        &changed
+    } else {
+        image
+    };
     // Omniglot images always have ink; a blank render would be a data-set defect worth a panic.
     preprocessor.render_distorted(image, &distortion).expect("Omniglot images are never blank")
 }
@@ -343,7 +474,7 @@ pub fn sample_pairs(
     alphabets: &[&Alphabet],
     n: usize,
     preprocessor: &Preprocessor,
-    distortion: Option<&DistortionConfig>,
+    augmentation: &Augmentation,
     rng: &mut StdRng,
 ) -> PairBatch {
     let mut batch =
@@ -356,36 +487,40 @@ pub fn sample_pairs(
         let second = if same { first } else { characters[1] };
         let drawer = rng.random_range(0..first.drawings.len());
         let other = (drawer + rng.random_range(1..second.drawings.len())) % second.drawings.len();
-        batch.a.push(render(&first.drawings[drawer], preprocessor, distortion, 0, rng));
-        batch.b.push(render(&second.drawings[other], preprocessor, distortion, 0, rng));
+        batch.a.push(render(&first.drawings[drawer], preprocessor, augmentation, Symmetry::NONE, rng));
+        batch.b.push(render(&second.drawings[other], preprocessor, augmentation, Symmetry::NONE, rng));
         batch.labels.push(if same { 1.0 } else { 0.0 });
     }
     batch
 }
 
 /// One episode: `k` characters of one random alphabet, drawings `0..k` by one drawer each and
-/// drawings `k..2k` of the same characters by other drawers; with `rotations`, each character
-/// turned by its own random multiple of 90°.
+/// drawings `k..2k` of the same characters by other drawers, each character seen through a random
+/// symmetry of `symmetries` (one for the whole episode, or one per character, as `scope` says).
 pub fn sample_episode(
     alphabets: &[&Alphabet],
     way: usize,
-    rotations: bool,
+    (symmetries, scope): (Symmetries, SymmetryScope),
     preprocessor: &Preprocessor,
-    distortion: Option<&DistortionConfig>,
+    augmentation: &Augmentation,
     rng: &mut StdRng,
 ) -> Vec<Vec<f32>> {
     let alphabet = alphabets.choose(rng).expect("background alphabets");
     let k = way.min(alphabet.characters.len());
     let characters: Vec<_> = alphabet.characters.sample(rng, k).collect();
+    let episode_symmetry = symmetries.sample(rng);
     let mut first = Vec::with_capacity(2 * k);
     let mut second = Vec::with_capacity(k);
     for character in characters {
         let drawers = character.drawings.len();
         let a = rng.random_range(0..drawers);
         let b = (a + rng.random_range(1..drawers)) % drawers;
-        let turns = if rotations { rng.random_range(0..4u8) } else { 0 };
-        first.push(render(&character.drawings[a], preprocessor, distortion, turns, rng));
-        second.push(render(&character.drawings[b], preprocessor, distortion, turns, rng));
+        let symmetry = match scope {
+            SymmetryScope::Episode => episode_symmetry,
+            SymmetryScope::Character => symmetries.sample(rng),
+        };
+        first.push(render(&character.drawings[a], preprocessor, augmentation, symmetry, rng));
+        second.push(render(&character.drawings[b], preprocessor, augmentation, symmetry, rng));
     }
     first.extend(second);
     first

@@ -5,13 +5,15 @@ mod archive;
 mod omniglot;
 mod runs;
 mod split;
+mod strokes;
 mod tasks;
 
 pub use archive::Archive;
 pub use omniglot::{Alphabet, Character, Omniglot};
 pub use runs::{OneShotRun, load_runs};
 pub use split::{DataSet, LAKE_TEST_ALPHABETS, Split, VALIDATION_ALPHABETS};
-pub use tasks::{Task, TaskSampler};
+pub use strokes::{OMNIGLOT_FRAME, StrokeAlphabet, StrokeCharacter, load_strokes, parse_strokes};
+pub use tasks::{PlanSampler, Task, TaskPlan, TaskSampler};
 
 use std::path::{Path, PathBuf};
 
