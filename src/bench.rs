@@ -11,10 +11,10 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::model::{Preset, Siamese, SiameseConfig};
-use crate::objective::{episode_loss, image_batch, pair_loss};
-use crate::preprocess::{InkImage, Preprocessor};
-use crate::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_core::model::{Preset, Siamese, SiameseConfig};
+use oneshot_core::objective::{episode_loss, image_batch, pair_loss};
+use oneshot_core::preprocess::{InkImage, Preprocessor};
+use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
 
 /// Spread of repeated timings, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -100,7 +100,7 @@ impl Workload {
             (0..n as u64).map(|i| preprocessor.render(&synthetic_drawing(offset + i)).expect("ink")).collect()
         };
         let query = synthetic_drawing(20);
-        let recognizer_views = crate::preprocess::Distortion::views(DEFAULT_VIEWS, size);
+        let recognizer_views = oneshot_core::preprocess::Distortion::views(DEFAULT_VIEWS, size);
         let query_views = recognizer_views
             .iter()
             .map(|view| preprocessor.render_distorted(&query, view).expect("ink"))

@@ -15,10 +15,10 @@ use burn::tensor::{Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::bench::Workload;
-use crate::model::{Siamese, SiameseConfig};
-use crate::objective::image_batch;
-use crate::recognize::{DEFAULT_VIEWS, Recognizer};
-use crate::weights::{self, WeightsError};
+use oneshot_core::model::{Siamese, SiameseConfig};
+use oneshot_core::objective::image_batch;
+use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_core::weights::{self, WeightsError};
 
 /// File of the network's tensors, named by their module path (`twin.stages.0.conv.weight`).
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
@@ -187,7 +187,7 @@ pub fn write_safetensors(
         })
         .collect::<Result<Vec<_>, ExportError>>()?;
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| failed(e.to_string()))?;
-    crate::write_atomically(path, &bytes)
+    oneshot_core::write_atomically(path, &bytes)
         .map_err(|source| ExportError::Io { path: path.to_path_buf(), source })
 }
 
@@ -207,7 +207,7 @@ pub fn export(dir: &Path, model: &Siamese, config: &SiameseConfig) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Preset;
+    use oneshot_core::model::Preset;
 
     #[test]
     fn tensors_are_named_by_module_path_with_their_shapes() {

@@ -4,11 +4,24 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::train::RunState;
+/// One point of a run's history.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlotPoint {
+    /// Training steps done.
+    pub iteration: usize,
+    /// Validation accuracy, in percent.
+    pub accuracy: f64,
+    /// Mean training loss since the previous point.
+    pub loss: f64,
+}
 
-/// Draws validation accuracy (and, dashed, mean training loss on a second axis) against steps.
-pub fn validation_svg(path: &Path, state: &RunState) -> Result<(), Box<dyn std::error::Error>> {
-    let history = &state.history;
+/// Draws validation accuracy (and mean training loss on a second axis) against steps, under
+/// `title`.
+pub fn validation_svg(
+    path: &Path,
+    title: &str,
+    history: &[PlotPoint],
+) -> Result<(), Box<dyn std::error::Error>> {
     let last = history.last().map_or(1, |p| p.iteration).max(1) as f64;
     let min_accuracy = history.iter().map(|p| p.accuracy).fold(100.0, f64::min);
     let floor = (min_accuracy / 10.0).floor() * 10.0;
@@ -17,11 +30,6 @@ pub fn validation_svg(path: &Path, state: &RunState) -> Result<(), Box<dyn std::
     {
         let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
         root.fill(&WHITE)?;
-        let title = format!(
-            "{} preset, {} objective: 20-way validation accuracy",
-            state.options.preset.name(),
-            format!("{:?}", state.options.objective).to_lowercase()
-        );
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
@@ -59,6 +67,6 @@ pub fn validation_svg(path: &Path, state: &RunState) -> Result<(), Box<dyn std::
             .draw()?;
         root.present()?;
     }
-    crate::write_atomically(path, svg.as_bytes())?;
+    oneshot_core::write_atomically(path, svg.as_bytes())?;
     Ok(())
 }

@@ -4,11 +4,11 @@ mod common;
 
 use std::io::Write;
 
-use oneshot::data::{
+use oneshot::eval::{NearestNeighbour, evaluate_runs};
+use oneshot_core::preprocess::Preprocessor;
+use oneshot_data::{
     Archive, DataError, DataSet, LAKE_TEST_ALPHABETS, Omniglot, Split, TaskSampler, load_runs,
 };
-use oneshot::eval::{NearestNeighbour, evaluate_runs};
-use oneshot::preprocess::Preprocessor;
 
 #[test]
 fn archives_have_the_published_counts() {

@@ -4,13 +4,13 @@
 mod common;
 
 use burn::tensor::Device;
-use oneshot::data::Split;
 use oneshot::eval::{OneShotClassifier, evaluate_tasks};
-use oneshot::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, FineTuner};
-use oneshot::model::Preset;
-use oneshot::preprocess::InkImage;
-use oneshot::recognize::Recognizer;
-use oneshot::weights;
+use oneshot_core::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, FineTuner};
+use oneshot_core::model::Preset;
+use oneshot_core::preprocess::InkImage;
+use oneshot_core::recognize::Recognizer;
+use oneshot_core::weights;
+use oneshot_data::Split;
 
 const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");
 /// Drawers whose drawings the "user" supplies; the rest are held out as queries.
@@ -22,7 +22,7 @@ fn accuracy(
     supports: &[&InkImage],
     queries: &[(&InkImage, usize)],
 ) -> f64 {
-    let task = oneshot::data::Task { supports: supports.to_vec(), queries: queries.to_vec() };
+    let task = oneshot_data::Task { supports: supports.to_vec(), queries: queries.to_vec() };
     evaluate_tasks(classifier, std::slice::from_ref(&task)).unwrap().percent()
 }
 

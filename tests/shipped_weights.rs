@@ -4,11 +4,11 @@
 mod common;
 
 use burn::tensor::Device;
-use oneshot::data::{Archive, load_runs};
 use oneshot::eval::evaluate_runs;
-use oneshot::model::Preset;
-use oneshot::recognize::{DEFAULT_VIEWS, Recognizer};
-use oneshot::weights;
+use oneshot_core::model::Preset;
+use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_core::weights;
+use oneshot_data::{Archive, load_runs};
 
 /// The page embeds exactly this file.
 const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");

@@ -84,10 +84,11 @@ async function drawSupportSetAndQuery(page) {
   return page.evaluate(() => window.oneshot.lastScores.map((s) => ({ slot: s.slot, score: s.score })));
 }
 
-function nativeScores(pngs) {
-  const files = pngs.map((url, i) => {
-    const path = join(work, `pad${i}.png`);
-    writeFileSync(path, Buffer.from(url.split(',')[1], 'base64'));
+/** The native command line's scores for the pads' strokes (supports, then the query). */
+function nativeScores(drawings) {
+  const files = drawings.map((strokes, i) => {
+    const path = join(work, `pad${i}.json`);
+    writeFileSync(path, JSON.stringify(strokes));
     return path;
   });
   const supports = files.slice(0, -1).flatMap((f) => ['--support', f]);
@@ -109,8 +110,8 @@ for (const webgpu of [true, false]) {
       assert.equal(best.slot, 1, `scores ${JSON.stringify(scores)}`);
       assert.match(await page.locator('#verdict').innerText(), /#2/);
 
-      const pngs = await page.evaluate(() => [...window.oneshot.slots.slice(0, 3).map((s) => s.pad), window.oneshot.query].map((p) => p.pngDataUrl()));
-      const native = nativeScores(pngs);
+      const drawings = await page.evaluate(() => [...window.oneshot.slots.slice(0, 3).map((s) => s.pad), window.oneshot.query].map((p) => p.strokes));
+      const native = nativeScores(drawings);
       const bySlot = [0, 1, 2].map((i) => scores.find((s) => s.slot === i).score);
       bySlot.forEach((s, i) => assert.ok(Math.abs(s - native[i]) < 1e-4, `slot ${i}: page ${s}, native ${native[i]}`));
       scoresByBackend[name] = bySlot;

@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use oneshot::data::{self, DataSet};
+use oneshot_data::{self as data, DataSet};
 
-/// The Omniglot folder the tests read (the default, or `$OMNIGLOT_DIR`).
+/// The Omniglot folder the tests read (`$OMNIGLOT_DIR`, or the first default folder that
+/// exists); without one, the panic message names the command that downloads it.
 pub fn data_dir() -> PathBuf {
-    data::data_dir(None)
+    data::data_dir(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Both archives, decoded once.

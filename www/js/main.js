@@ -164,9 +164,9 @@ app.idle = async () => {
 /** Embeds a pad's drawing (or forgets it when empty); returns the embedding or null. */
 async function embedPad(pad) {
   if (pad.isEmpty || !app.engine) return null;
-  const image = pad.imageData();
+  const { points, lengths } = pad.strokeData();
   try {
-    const embedding = await serial(() => app.engine.embed(image.width, image.height, new Uint8Array(image.data.buffer)));
+    const embedding = await serial(() => app.engine.embedStrokes(points, lengths));
     pad.setMessage('');
     return embedding;
   } catch (error) {
@@ -333,7 +333,7 @@ function setUp() {
       const classes = drawn.filter((d) => d.length);
       return {
         classes: classes.length,
-        images: classes.flat().map((d) => d.pad.imageData()),
+        drawings: classes.flat().map((d) => d.pad.strokeData()),
         labels: classes.flatMap((d, i) => d.map(() => i)),
       };
     },

@@ -1,9 +1,8 @@
-// A drawing surface: pointer input (mouse, touch, pen), strokes kept as data (for undo, export
-// and redraw at any size), and a fixed-size rendering of the ink for the network.
+// A drawing surface: pointer input (mouse, touch, pen), strokes kept as data (for undo, export,
+// redraw at any size, and for the network: the engine paints them itself with a pen relative to
+// the drawing's size, so the screen's pixels, the pen and the drawing's size do not matter).
 
-/** Side of the picture handed to the network, in pixels, whatever the screen. */
-export const INPUT_SIZE = 128;
-/** Stroke width as a fraction of the pad: close to Omniglot's pen relative to its characters. */
+/** Stroke width on screen as a fraction of the pad: about Omniglot's pen on its canvas. */
 export const STROKE_WIDTH = 0.045;
 
 /** Draws strokes (arrays of [x, y] in 0..1) onto a 2D context of the given pixel size. */
@@ -54,10 +53,6 @@ export class DrawingPad {
     this.root.append(this.canvas, tools, this.message);
     host.append(this.root);
 
-    this.input = document.createElement('canvas');
-    this.input.width = this.input.height = INPUT_SIZE;
-    this.inputContext = this.input.getContext('2d', { willReadFrequently: true });
-
     this.#listen();
     new ResizeObserver(() => this.#redraw()).observe(this.canvas);
     this.#redraw();
@@ -68,16 +63,21 @@ export class DrawingPad {
     return this.strokes.length === 0;
   }
 
-  /** The ink as RGBA at INPUT_SIZE × INPUT_SIZE: what the network is given. */
-  imageData() {
-    paintStrokes(this.inputContext, this.strokes, INPUT_SIZE);
-    return this.inputContext.getImageData(0, 0, INPUT_SIZE, INPUT_SIZE);
-  }
-
-  /** The same pixels as a PNG data URL (lossless), for tests and sharing. */
-  pngDataUrl() {
-    this.imageData();
-    return this.input.toDataURL('image/png');
+  /**
+   * The strokes as the engine takes them: `points` holds x, y pairs (0..1 of the pad) back to
+   * back, `lengths[i]` is the number of points of stroke i.
+   */
+  strokeData() {
+    const lengths = Uint32Array.from(this.strokes, (stroke) => stroke.length);
+    const points = new Float32Array(2 * lengths.reduce((sum, n) => sum + n, 0));
+    let at = 0;
+    for (const stroke of this.strokes) {
+      for (const [x, y] of stroke) {
+        points[at++] = x;
+        points[at++] = y;
+      }
+    }
+    return { points, lengths };
   }
 
   /** Replaces the drawing (e.g. from an imported file). */

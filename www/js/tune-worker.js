@@ -9,7 +9,7 @@ self.onmessage = async ({ data }) => {
     await init({ module_or_path: data.module });
     const engine = await Engine.create(data.useGpu, data.weights);
     self.postMessage({ type: 'backend', backend: engine.backend() });
-    const run = engine.fineTune(data.scope, data.width, data.height, data.classes, data.rgba);
+    const run = engine.fineTuneStrokes(data.scope, data.classes, data.strokes, data.lengths, data.points);
     const started = performance.now();
     for (let step = 1; step <= data.steps; step++) {
       const loss = await run.step();

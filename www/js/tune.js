@@ -48,19 +48,17 @@ export class FineTunePanel {
 
   async start() {
     if (tuneState.running) return;
-    const { classes, images, labels } = this.hooks.drawings();
+    const { classes, drawings, labels } = this.hooks.drawings();
     if (classes < 2) {
       this.#say('Draw at least two characters above first.', true);
       return;
     }
     const [scope, steps] = [this.scope, this.steps];
-    const { width, height } = images[0];
-    const rgba = new Uint8Array(width * height * 4 * images.length);
-    images.forEach((image, i) => rgba.set(image.data, i * width * height * 4));
+    const payload = strokePayload(drawings);
     Object.assign(tuneState, { running: true, losses: [], stepsPerSecond: null, backend: null, error: null, steps, startedAt: performance.now(), trainedAt: Infinity });
     this.#running(true);
     this.progress.value = 0;
-    this.#say(`Starting: ${images.length} drawings of ${classes} characters…`);
+    this.#say(`Starting: ${drawings.length} drawings of ${classes} characters…`);
     this.#draw();
 
     const module = await this.hooks.module();
@@ -90,7 +88,8 @@ export class FineTunePanel {
       tuneState.error = event.message || 'the worker failed to start';
       this.cancel(`Fine-tuning failed: ${tuneState.error}`, true);
     };
-    worker.postMessage({ module, useGpu: this.hooks.useGpu(), weights: this.hooks.weights(), scope, steps, width, height, classes: Uint32Array.from(labels), rgba }, [rgba.buffer]);
+    const message = { module, useGpu: this.hooks.useGpu(), weights: this.hooks.weights(), scope, steps, classes: Uint32Array.from(labels), ...payload };
+    worker.postMessage(message, [payload.points.buffer, payload.lengths.buffer, payload.strokes.buffer]);
     return finished;
   }
 
@@ -138,4 +137,19 @@ export class FineTunePanel {
     this.status.textContent = text;
     this.status.classList.toggle('error', error);
   }
+}
+
+/** Drawings' strokes flattened as `Engine.fineTuneStrokes` takes them. */
+function strokePayload(drawings) {
+  const strokes = Uint32Array.from(drawings, (d) => d.lengths.length);
+  const lengths = new Uint32Array(strokes.reduce((sum, n) => sum + n, 0));
+  const points = new Float32Array(drawings.reduce((sum, d) => sum + d.points.length, 0));
+  let [strokeAt, pointAt] = [0, 0];
+  for (const d of drawings) {
+    lengths.set(d.lengths, strokeAt);
+    points.set(d.points, pointAt);
+    strokeAt += d.lengths.length;
+    pointAt += d.points.length;
+  }
+  return { strokes, lengths, points };
 }

@@ -6,7 +6,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use super::{Alphabet, DataError};
-use crate::preprocess::InkImage;
+use oneshot_core::preprocess::InkImage;
 
 /// One task: one drawing per class to learn from, and queries with their true class.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::cpu_twin::CpuTwin;
+use oneshot_kernels::Embedder;
 
 use crate::model::{Siamese, SiameseConfig};
 use crate::objective::image_batch;
@@ -25,8 +25,8 @@ pub struct Recognizer {
     /// the scoring head everywhere).
     folded: Siamese,
     /// On the CPU backend, the folded twin as hand-written kernels, which embed in a fraction
-    /// of the time Burn's generic CPU convolution takes (see [`crate::cpu_twin`]).
-    cpu_twin: Option<CpuTwin>,
+    /// of the time Burn's generic CPU convolution takes.
+    cpu_embedder: Option<Embedder>,
     config: SiameseConfig,
     preprocessor: Preprocessor,
     views: Vec<Distortion>,
@@ -39,11 +39,11 @@ impl Recognizer {
         let preprocessor = Preprocessor::new(config.input_size);
         let model = model.valid();
         let folded = model.folded();
-        let cpu_twin = (device == Device::flex())
+        let cpu_embedder = (device == Device::flex())
             .then(|| folded.twin_values())
             .flatten()
-            .map(|(convs, dense)| CpuTwin::new(&config, convs, dense));
-        Self { model, folded, cpu_twin, config, preprocessor, views: vec![Distortion::NONE], device }
+            .map(|(convs, dense)| Embedder::new(&config.net_shape(), convs, dense));
+        Self { model, folded, cpu_embedder, config, preprocessor, views: vec![Distortion::NONE], device }
     }
 
     /// Embeds every picture as the mean embedding of `n` fixed views (test-time augmentation,
@@ -107,9 +107,9 @@ impl Recognizer {
 
     /// Embeds already preprocessed inputs (`size²` values each), one embedding per input.
     pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
-        if let Some(twin) = &self.cpu_twin {
-            let shape = [inputs.len(), twin.embedding()];
-            return Tensor::from_data(TensorData::new(twin.embed(inputs), shape), &self.device);
+        if let Some(embedder) = &self.cpu_embedder {
+            let shape = [inputs.len(), embedder.embedding()];
+            return Tensor::from_data(TensorData::new(embedder.embed(inputs), shape), &self.device);
         }
         let chunks: Vec<Tensor<2>> = inputs
             .chunks(EMBED_CHUNK)

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{Archive, DataError, decode_png};
-use crate::preprocess::InkImage;
+use oneshot_core::preprocess::InkImage;
 
 /// One character: its folder name and one drawing per drawer, in drawer order.
 #[derive(Debug)]

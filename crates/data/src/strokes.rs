@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{Archive, DataError};
-use crate::strokes::Strokes;
+use oneshot_core::strokes::Strokes;
 
 /// Side of the canvas the trajectories were recorded on (the scans' 105 pixels).
 pub const OMNIGLOT_FRAME: f32 = 105.0;

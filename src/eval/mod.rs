@@ -1,9 +1,12 @@
 //! One-shot evaluation: Lake's runs and random within-alphabet tasks, for the Siamese network
-//! and for a nearest-neighbour baseline on the same preprocessed pixels.
+//! and for a nearest-neighbour baseline on the same preprocessed pixels; [`strokes`]: the same
+//! tasks given as human pen strokes painted at several sizes.
 
-use crate::data::{OneShotRun, Task};
-use crate::preprocess::{InkImage, PreprocessError, Preprocessor};
-use crate::recognize::Recognizer;
+use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
+use oneshot_core::recognize::Recognizer;
+use oneshot_data::{OneShotRun, Task};
+
+pub mod strokes;
 
 /// Something that picks, for each query, the support it shows the same character as.
 pub trait OneShotClassifier {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{Archive, DataError, decode_png};
-use crate::preprocess::InkImage;
+use oneshot_core::preprocess::InkImage;
 
 /// One run: a support image per class and queries with the index of their class.
 #[derive(Debug)]

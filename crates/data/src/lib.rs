@@ -1,5 +1,5 @@
-//! Omniglot on disk: the image zips, Lake's one-shot runs, the alphabet splits and random
-//! within-alphabet tasks. Native only: the page never reads the data set.
+//! Omniglot: the image zips, Lake's one-shot runs, the alphabet splits, random within-alphabet
+//! tasks, and Lake's recorded pen strokes.
 
 mod archive;
 mod omniglot;
@@ -19,12 +19,25 @@ use std::path::{Path, PathBuf};
 
 /// Environment variable naming the Omniglot folder.
 pub const DATA_DIR_ENV: &str = "OMNIGLOT_DIR";
-/// Where the Omniglot folder is when neither a flag nor the environment says otherwise.
-pub const DEFAULT_DATA_DIR: &str = "../shared/data/omniglot";
+/// Where the Omniglot folder is looked for, in order, when neither a flag nor the environment
+/// names one: the download folder of `scripts/get-omniglot`, then a copy shared beside the
+/// checkout.
+pub const DEFAULT_DATA_DIRS: [&str; 2] = ["data/omniglot", "../shared/data/omniglot"];
+/// What fetches the data set.
+pub const DOWNLOAD_COMMAND: &str = "scripts/get-omniglot";
 
 /// Everything that can go wrong reading the data set.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// No Omniglot folder was found.
+    #[error(
+        "Omniglot is not in {looked_in}: download it with {DOWNLOAD_COMMAND}, or point --data-dir or \
+         OMNIGLOT_DIR at a folder holding images_background.zip, images_evaluation.zip and all_runs.zip"
+    )]
+    Missing {
+        /// The folders tried, comma-separated.
+        looked_in: String,
+    },
     /// A file or folder could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -75,15 +88,25 @@ pub enum DataError {
     },
 }
 
-/// The Omniglot folder: the flag if given, else `$OMNIGLOT_DIR`, else [`DEFAULT_DATA_DIR`].
-pub fn data_dir(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+/// The Omniglot folder: the flag if given, else `$OMNIGLOT_DIR`, else the first of
+/// [`DEFAULT_DATA_DIRS`] that exists; an error naming the download command if none does.
+pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, DataError> {
+    let named = flag.map(Path::to_path_buf).or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from));
+    let candidates = match named {
+        Some(dir) => vec![dir],
+        None => DEFAULT_DATA_DIRS.iter().map(PathBuf::from).collect(),
+    };
+    candidates.iter().find(|dir| dir.is_dir()).cloned().ok_or_else(|| DataError::Missing {
+        looked_in: candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Decodes a PNG (any colour type) into ink coverage.
-fn decode_png(bytes: &[u8], archive: &Path, entry: &str) -> Result<crate::preprocess::InkImage, DataError> {
+fn decode_png(
+    bytes: &[u8],
+    archive: &Path,
+    entry: &str,
+) -> Result<oneshot_core::preprocess::InkImage, DataError> {
     let image_error = |reason: String| DataError::Image {
         archive: archive.to_path_buf(),
         entry: entry.to_string(),
@@ -93,5 +116,6 @@ fn decode_png(bytes: &[u8], archive: &Path, entry: &str) -> Result<crate::prepro
         .map_err(|e| image_error(e.to_string()))?
         .into_luma8();
     let (w, h) = (image.width() as usize, image.height() as usize);
-    crate::preprocess::InkImage::from_luma(w, h, image.as_raw()).map_err(|e| image_error(e.to_string()))
+    oneshot_core::preprocess::InkImage::from_luma(w, h, image.as_raw())
+        .map_err(|e| image_error(e.to_string()))
 }

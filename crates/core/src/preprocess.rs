@@ -591,12 +591,15 @@ mod tests {
 
     #[test]
     fn quarter_turns_rotate_the_picture() {
-        // An L: a vertical bar on the left and a horizontal bar at the bottom.
+        // An L: a long vertical bar on the left and a short horizontal bar at the bottom (unequal
+        // arms, so no mirror image of it is also a turn of it).
         let mut luma = vec![255u8; 60 * 60];
         for i in 10..50 {
             for w in 0..4 {
                 luma[i * 60 + 10 + w] = 0;
-                luma[(46 + w) * 60 + i] = 0;
+                if i < 30 {
+                    luma[(46 + w) * 60 + i] = 0;
+                }
             }
         }
         let image = InkImage::from_luma(60, 60, &luma).unwrap();

@@ -11,14 +11,15 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::finetune::{FineTuneConfig, FineTuneScope, FineTuner};
-use crate::model::{Preset, SiameseConfig};
-use crate::preprocess::InkImage;
-use crate::recognize::{DEFAULT_VIEWS, Recognizer};
-use crate::weights;
+use oneshot_core::finetune::{FineTuneConfig, FineTuneScope, FineTuner};
+use oneshot_core::model::{Preset, SiameseConfig};
+use oneshot_core::preprocess::InkImage;
+use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_core::strokes::{Pen, Strokes};
+use oneshot_core::weights;
 
 /// The shipped weights of the `web` preset.
-static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../weights/web.osw");
+static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../../weights/web.osw");
 
 thread_local! {
     /// WebGPU can be initialised once per page; later engines reuse the device (or the reason
@@ -86,19 +87,72 @@ impl Engine {
         classes: Vec<u32>,
         rgba: Vec<u8>,
     ) -> Result<FineTuning, JsError> {
+        let stride = width.checked_mul(height).and_then(|n| n.checked_mul(4)).unwrap_or(0);
+        if stride == 0 || Some(rgba.len()) != stride.checked_mul(classes.len()) {
+            return Err(JsError::new("the drawings' pixels do not match their count and size"));
+        }
+        let images = rgba
+            .chunks_exact(stride)
+            .map(|pixels| InkImage::from_rgba(width, height, pixels).map_err(js_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.fine_tune_images(scope, classes, images)
+    }
+
+    /// Starts fine-tuning a copy of the network on the user's drawings given as strokes:
+    /// drawing `i` is of character `classes[i]` and has `strokes[i]` strokes, whose point counts
+    /// follow one another in `lengths` and whose `x, y` pairs follow one another in `points`.
+    /// `scope` is `"head"` (the similarity head only) or `"whole"`.
+    #[wasm_bindgen(js_name = fineTuneStrokes)]
+    pub fn fine_tune_strokes(
+        &self,
+        scope: &str,
+        classes: Vec<u32>,
+        strokes: Vec<u32>,
+        lengths: Vec<u32>,
+        points: Vec<f32>,
+    ) -> Result<FineTuning, JsError> {
+        if strokes.len() != classes.len() {
+            return Err(JsError::new("every drawing needs a class and a stroke count"));
+        }
+        let (mut stroke_at, mut value_at) = (0usize, 0usize);
+        let mut images = Vec::with_capacity(classes.len());
+        for &count in &strokes {
+            let end = stroke_at.checked_add(count as usize).filter(|&end| end <= lengths.len());
+            let end = end.ok_or_else(|| JsError::new("the stroke counts do not match the strokes given"))?;
+            let own = &lengths[stroke_at..end];
+            let values = own.iter().map(|&n| 2 * n as usize).sum::<usize>();
+            let values_end = value_at.checked_add(values).filter(|&end| end <= points.len());
+            let values_end =
+                values_end.ok_or_else(|| JsError::new("the strokes need more points than given"))?;
+            images.push(strokes_image(&points[value_at..values_end], own)?);
+            (stroke_at, value_at) = (end, values_end);
+        }
+        self.fine_tune_images(scope, classes, images)
+    }
+
+    /// The fine-tuning run for `images`, drawing `i` of class `classes[i]`.
+    fn fine_tune_images(
+        &self,
+        scope: &str,
+        classes: Vec<u32>,
+        images: Vec<InkImage>,
+    ) -> Result<FineTuning, JsError> {
         let scope = match scope {
             "head" => FineTuneScope::Head,
             "whole" => FineTuneScope::Whole,
             other => return Err(JsError::new(&format!("unknown fine-tuning scope {other:?}"))),
         };
-        let stride = width * height * 4;
-        if stride == 0 || rgba.len() != stride * classes.len() {
-            return Err(JsError::new("the drawings' pixels do not match their count and size"));
+        if classes.len() != images.len() {
+            return Err(JsError::new("every drawing needs a class"));
         }
-        let count = classes.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+        // Class numbers index a list: bound them by the drawings (a huge one would allocate).
+        let count = classes.iter().map(|&c| c as usize).max().map_or(0, |c| c + 1);
+        if count > images.len() {
+            return Err(JsError::new("class numbers must be below the number of drawings"));
+        }
         let mut drawings: Vec<Vec<InkImage>> = vec![Vec::new(); count];
-        for (&class, pixels) in classes.iter().zip(rgba.chunks_exact(stride)) {
-            drawings[class as usize].push(InkImage::from_rgba(width, height, pixels).map_err(js_error)?);
+        for (&class, image) in classes.iter().zip(images) {
+            drawings[class as usize].push(image);
         }
         let config = self.recognizer.config().clone();
         let tuner = FineTuner::new(
@@ -121,6 +175,21 @@ impl Engine {
     #[wasm_bindgen(js_name = inputSize)]
     pub fn input_size(&self) -> usize {
         self.recognizer.config().input_size
+    }
+
+    /// What the network sees of a drawing given as strokes (see [`strokes_image`]): `size²`
+    /// values in `0..=1`.
+    #[wasm_bindgen(js_name = preprocessStrokes)]
+    pub fn preprocess_strokes(&self, points: &[f32], lengths: &[u32]) -> Result<Vec<f32>, JsError> {
+        let image = strokes_image(points, lengths)?;
+        self.recognizer.preprocessor().render(&image).map_err(js_error)
+    }
+
+    /// The embedding of a drawing given as strokes (see [`strokes_image`]).
+    #[wasm_bindgen(js_name = embedStrokes)]
+    pub async fn embed_strokes(&self, points: Vec<f32>, lengths: Vec<u32>) -> Result<Vec<f32>, JsError> {
+        let image = strokes_image(&points, &lengths)?;
+        read(self.recognizer.embed(&[&image]).map_err(js_error)?).await
     }
 
     /// What the network sees of an RGBA picture: `size²` values in `0..=1`.
@@ -190,6 +259,15 @@ impl Engine {
         let rows = supports.len() / width;
         Ok(Tensor::from_data(TensorData::new(supports, [rows, width]), self.recognizer.device()))
     }
+}
+
+/// A drawing from the pad: `points` holds `x, y` pairs (any units, y down) back to back,
+/// `lengths[i]` is the point count of stroke `i`. It is painted with the pen the network
+/// expects, relative to the drawing's own size ([`Pen::NETWORK`]), so a drawing looks the same
+/// to the network whatever size, screen or pen it was drawn with.
+fn strokes_image(points: &[f32], lengths: &[u32]) -> Result<InkImage, JsError> {
+    let strokes = Strokes::from_flat(points, lengths, 1.0).map_err(js_error)?;
+    strokes.to_ink(Pen::NETWORK).map_err(js_error)
 }
 
 /// A fine-tuning run in progress (see [`FineTuner`]).

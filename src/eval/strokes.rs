@@ -7,9 +7,9 @@
 
 use serde::Serialize;
 
-use crate::data::{Alphabet, Character, DataError, Omniglot, PlanSampler, StrokeAlphabet, TaskPlan};
-use crate::preprocess::PreprocessError;
-use crate::strokes::{OMNIGLOT_PEN, Pen, Strokes};
+use oneshot_core::preprocess::PreprocessError;
+use oneshot_core::strokes::{OMNIGLOT_PEN, Pen, Strokes};
+use oneshot_data::{Alphabet, Character, DataError, Omniglot, PlanSampler, StrokeAlphabet, TaskPlan};
 
 /// Where a replayed drawing is placed on the pad.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -33,7 +33,7 @@ pub const LAKE_TEST_ALPHABETS: [&str; 10] = [
 ];
 
 /// A named group of alphabets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
     /// The 30 background alphabets: training.
     Background,
@@ -43,6 +43,39 @@ pub enum Split {
     Test,
     /// All 20 evaluation alphabets.
     Evaluation,
+}
+
+impl Split {
+    /// Every split.
+    pub const ALL: [Split; 4] = [Split::Background, Split::Validation, Split::Test, Split::Evaluation];
+
+    /// The split's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Background => "background",
+            Split::Validation => "validation",
+            Split::Test => "test",
+            Split::Evaluation => "evaluation",
+        }
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    /// A split by its name.
+    fn from_str(name: &str) -> Result<Self, String> {
+        Split::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Split::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown split {name:?}; known splits: {}", known.join(", "))
+        })
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Both Omniglot archives, decoded.

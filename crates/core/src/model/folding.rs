@@ -1,0 +1,178 @@
+//! Inference without batch norms: each norm, a fixed affine map per channel in inference mode,
+//! folded into its convolution; and the folded twin's values for the CPU kernels
+//! ([`oneshot_kernels::Embedder`]).
+
+use burn::module::{Module, Param};
+use burn::tensor::Tensor;
+use oneshot_kernels::{ConvValues, DenseValues, NetShape, StageShape};
+
+use super::config::SiameseConfig;
+use super::network::{ConvStage, Siamese};
+
+impl ConvStage {
+    /// The same function without the batch norm, which in inference mode is a fixed affine map
+    /// per channel: `γ (x − μ) / √(σ² + ε) + β`, folded into the convolution's weights and bias.
+    fn fold_norm(mut self) -> Self {
+        let Some(norm) = self.norm.take() else { return self };
+        let scale = norm.gamma.val() / norm.running_var.value().add_scalar(norm.epsilon).sqrt();
+        let shift = norm.beta.val() - norm.running_mean.value() * scale.clone();
+        let channels = scale.dims()[0];
+        let weight = self.conv.weight.val() * scale.clone().reshape([channels, 1, 1, 1]);
+        let bias = match &self.conv.bias {
+            Some(bias) => bias.val() * scale + shift,
+            None => shift,
+        };
+        self.conv.weight = Param::from_tensor(weight);
+        self.conv.bias = Some(Param::from_tensor(bias));
+        self
+    }
+}
+
+impl Siamese {
+    /// The network for inference only, with every batch norm folded into its convolution
+    /// (fewer passes over the feature maps; same outputs to rounding). Do not train or save it:
+    /// its architecture no longer matches its config.
+    pub fn folded(&self) -> Self {
+        let mut model = self.valid();
+        model.twin.stages = model.twin.stages.into_iter().map(ConvStage::fold_norm).collect();
+        model
+    }
+
+    /// The twin's convolutions and dense layer as plain values, for the CPU kernels'
+    /// [`Embedder`](oneshot_kernels::Embedder); `None` while a batch norm is left (call
+    /// [`folded`](Self::folded) first) or if a tensor cannot be read back synchronously (a GPU
+    /// device).
+    pub fn twin_values(&self) -> Option<(Vec<ConvValues>, DenseValues)> {
+        let values = |tensor: Tensor<1>| tensor.into_data().try_to_vec::<f32>().ok();
+        let mut convs = Vec::with_capacity(self.twin.stages.len());
+        for stage in &self.twin.stages {
+            if stage.norm.is_some() {
+                return None;
+            }
+            let weight = stage.conv.weight.val().flatten(0, 3);
+            let bias = match &stage.conv.bias {
+                Some(bias) => values(bias.val())?,
+                None => vec![0.0; stage.conv.weight.dims()[0]],
+            };
+            convs.push(ConvValues { weight: values(weight)?, bias });
+        }
+        let embed = &self.twin.embed;
+        let bias = match &embed.bias {
+            Some(bias) => values(bias.val())?,
+            None => vec![0.0; embed.weight.dims()[1]],
+        };
+        Some((convs, DenseValues { weight: values(embed.weight.val().flatten(0, 1))?, bias }))
+    }
+}
+
+impl SiameseConfig {
+    /// The shape the CPU kernels need to know.
+    pub fn net_shape(&self) -> NetShape {
+        NetShape {
+            input_size: self.input_size,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| StageShape {
+                    channels: s.channels,
+                    kernel: s.kernel,
+                    same_padding: s.same_padding,
+                    pool: s.pool,
+                })
+                .collect(),
+            embedding: self.embedding,
+            sigmoid_embedding: self.sigmoid_embedding,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConvStageConfig, Preset};
+    use burn::module::Module;
+    use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+    use oneshot_kernels::Embedder;
+
+    fn device() -> Device {
+        let device = Device::flex();
+        device.seed(7);
+        device
+    }
+
+    /// Burn's folded network and the kernels agree on random images.
+    fn assert_matches_burn(config: SiameseConfig, images: usize) {
+        let device = device();
+        // A few train-mode passes move the batch-norm statistics, so folding has work to do.
+        let model = config.init(&device.clone().autodiff()).train();
+        for _ in 0..2 {
+            let side = config.input_size;
+            let batch = Tensor::random(
+                [4, 1, side, side],
+                Distribution::Uniform(0.0, 1.0),
+                &device.clone().autodiff(),
+            );
+            let _ = model.embed(batch);
+        }
+        let folded = model.valid().folded();
+        let side = config.input_size;
+        let batch = Tensor::<4>::random([images, 1, side, side], Distribution::Uniform(0.0, 1.0), &device);
+        let inputs: Vec<Vec<f32>> = batch
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .chunks(side * side)
+            .map(<[f32]>::to_vec)
+            .collect();
+        let expected = folded.embed(batch).into_data().try_to_vec::<f32>().unwrap();
+        let (convs, dense) = folded.twin_values().expect("folded");
+        let got = Embedder::new(&config.net_shape(), convs, dense).embed(&inputs);
+        assert_eq!(got.len(), expected.len());
+        let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    #[test]
+    fn web_preset_matches_burn() {
+        assert_matches_burn(Preset::Web.config(), 9);
+    }
+
+    #[test]
+    fn valid_padding_odd_sides_and_no_pool_match_burn() {
+        let mut config = Preset::Web.config();
+        config.input_size = 23;
+        config.stages = vec![
+            ConvStageConfig::new(8, 4, false, true),  // 23 → 20 → 10
+            ConvStageConfig::new(16, 3, true, false), // 10 → 10
+            ConvStageConfig::new(16, 3, true, true),  // 10 → 5 (Winograd F(2×2, 3×3))
+            ConvStageConfig::new(12, 3, true, true),  // 5 → 2 (odd: im2col, pool floors)
+        ];
+        config.embedding = 10;
+        config.sigmoid_embedding = false;
+        assert_matches_burn(config, 3);
+    }
+
+    #[test]
+    fn folding_the_batch_norms_keeps_the_outputs() {
+        let device = device();
+        let config = Preset::Web.config();
+        // Train-mode passes move the running statistics away from 0 and 1, so folding has work to do.
+        let model = config.init(&device.clone().autodiff()).train();
+        for _ in 0..3 {
+            let _ = model.embed(Tensor::random(
+                [8, 1, 32, 32],
+                Distribution::Uniform(0.0, 1.0),
+                &device.clone().autodiff(),
+            ));
+        }
+        let model = model.valid();
+        let images = Tensor::<4>::random([4, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let folded = model.folded();
+        assert!(folded.twin.stages.iter().all(|stage| stage.norm.is_none()));
+        folded
+            .embed(images.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&model.embed(images).into_data(), Tolerance::absolute(1e-5));
+    }
+}

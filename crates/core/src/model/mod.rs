@@ -1,0 +1,78 @@
+//! The convolutional Siamese network of Koch, Zemel & Salakhutdinov (2015).
+//!
+//! A twin (convolutions → dense embedding) embeds each image; the head weighs the absolute
+//! difference of two embeddings, `logit = w · |h₁ − h₂| + b`, and a sigmoid turns it into the
+//! probability that both images show the same character. The layer list comes from a
+//! [`SiameseConfig`]: [`Preset::Koch`] is the paper's network, [`Preset::Web`] a compact one for
+//! the page.
+//!
+//! - [`config`]: the presets and layer list, and a fresh network from them;
+//! - [`network`]: the modules and their forward passes;
+//! - [`folding`]: inference with the batch norms folded away, and the values the CPU kernels run;
+//! - `cpu_training` (native): training passes of batch-normalised stages through the project's
+//!   kernels inside Burn's autodiff.
+
+pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+mod cpu_training;
+pub mod folding;
+pub mod network;
+
+pub use config::{ConvStageConfig, InitScheme, Preset, SiameseConfig};
+pub use network::{ConvStage, Siamese, Twin};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::tensor::Tolerance;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    fn device() -> Device {
+        let device = Device::flex();
+        device.seed(42);
+        device
+    }
+
+    #[test]
+    fn koch_preset_has_the_papers_parameter_count() {
+        let config = Preset::Koch.config();
+        assert_eq!(config.feature_size(), Some(6));
+        assert_eq!(config.init(&device()).num_params(), 38_951_745);
+    }
+
+    #[test]
+    fn web_preset_is_small() {
+        let params = Preset::Web.config().init(&device()).num_params();
+        assert!(params <= 1_000_000, "{params} parameters");
+    }
+
+    #[test]
+    fn scores_are_symmetric_probabilities() {
+        let device = device();
+        let model = Preset::Web.config().init(&device);
+        let images = Tensor::<4>::random([5, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let e = model.embed(images);
+        let forward = model.cross_scores(e.clone(), e.clone());
+        let backward = forward.clone().transpose();
+        forward.to_data().assert_approx_eq::<f32>(&backward.to_data(), Tolerance::absolute(1e-6));
+        let values = forward.into_data().try_to_vec::<f32>().unwrap();
+        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+        // Pairwise logits agree with the cross-product form.
+        let pairs = model.pair_logits(e.clone().narrow(0, 0, 2), e.clone().narrow(0, 3, 2));
+        let cross = model.cross_logits(e.clone(), e);
+        let expected = [
+            cross.clone().slice([0..1, 3..4]).into_scalar::<f32>(),
+            cross.slice([1..2, 4..5]).into_scalar::<f32>(),
+        ];
+        let got = pairs.into_data().try_to_vec::<f32>().unwrap();
+        assert!((got[0] - expected[0]).abs() < 1e-5 && (got[1] - expected[1]).abs() < 1e-5);
+    }
+
+    #[test]
+    fn koch_init_draws_biases_around_one_half() {
+        let model = Preset::Koch.config().init(&device());
+        let bias = model.head.bias.as_ref().unwrap().val().into_scalar::<f32>();
+        assert!((bias - 0.5).abs() < 0.05, "head bias {bias}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The network's modules and forward passes: one twin (convolutional stages, then a dense
+//! embedding) shared by both inputs, and the weighted-L1 head.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, Linear};
+use burn::tensor::Tensor;
+use burn::tensor::activation::{relu, sigmoid};
+
+/// One convolutional stage of the twin.
+#[derive(Module, Debug)]
+pub struct ConvStage {
+    pub(crate) conv: Conv2d,
+    pub(crate) norm: Option<BatchNorm>,
+    pub(crate) pool: Option<MaxPool2d>,
+}
+
+impl ConvStage {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(x);
+        let x = match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        // Max-pooling before the ReLU gives the same result (both are monotone) on a quarter
+        // of the values.
+        let x = match &self.pool {
+            Some(pool) => pool.forward(x),
+            None => x,
+        };
+        relu(x)
+    }
+}
+
+/// One twin: images in, embeddings out.
+#[derive(Module, Debug)]
+pub struct Twin {
+    pub(crate) stages: Vec<ConvStage>,
+    pub(crate) embed: Linear,
+    #[module(skip)]
+    pub(crate) sigmoid: bool,
+}
+
+/// The Siamese network: a twin shared by both inputs and the weighted-L1 head.
+#[derive(Module, Debug)]
+pub struct Siamese {
+    pub(crate) twin: Twin,
+    pub(crate) head: Linear,
+}
+
+impl Twin {
+    /// The convolutional stages: `[n, 1, size, size]` → `[n, channels, side, side]`.
+    fn features(&self, images: Tensor<4>) -> Tensor<4> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if super::cpu_training::applies(&self.stages, &images) {
+            return super::cpu_training::features(&self.stages, images);
+        }
+        self.stages.iter().fold(images, |x, stage| stage.forward(x))
+    }
+}
+
+impl Siamese {
+    /// Embeds a batch of preprocessed images `[n, 1, size, size]` into `[n, embedding]`.
+    pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.twin.features(images);
+        let x = self.twin.embed.forward(x.flatten(1, 3));
+        if self.twin.sigmoid { sigmoid(x) } else { x }
+    }
+
+    /// Logits for matching pairs of embeddings, row by row: `[n, d]`, `[n, d]` → `[n]`.
+    pub fn pair_logits(&self, a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+        self.head.forward((a - b).abs()).flatten(0, 1)
+    }
+
+    /// Logits for every query against every support: `[q, d]`, `[s, d]` → `[q, s]`.
+    pub fn cross_logits(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
+        let [q, d] = queries.dims();
+        let [s, _] = supports.dims();
+        let diff = queries.unsqueeze_dim::<3>(1).expand([q, s, d])
+            - supports.unsqueeze_dim::<3>(0).expand([q, s, d]);
+        self.head.forward(diff.abs()).reshape([q, s])
+    }
+
+    /// Probabilities that each query shows the same character as each support: `[q, s]`.
+    pub fn cross_scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
+        sigmoid(self.cross_logits(queries, supports))
+    }
+
+    /// Freezes the whole twin, so only the head trains.
+    pub fn freeze_twin(mut self) -> Self {
+        self.twin = self.twin.freeze();
+        self
+    }
+
+    /// Freezes the batch norms (their statistics and affine parameters), so a few examples
+    /// cannot overwrite what the running statistics learnt.
+    pub fn freeze_norms(mut self) -> Self {
+        for stage in &mut self.twin.stages {
+            stage.norm = stage.norm.take().map(Module::freeze);
+        }
+        self
+    }
+
+    /// The embedding layer's weight, for tests that look at gradients.
+    #[cfg(test)]
+    pub(crate) fn embed_weight(&self) -> Tensor<2> {
+        self.twin.embed.weight.val()
+    }
+}

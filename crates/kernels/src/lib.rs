@@ -1,0 +1,24 @@
+//! The project's CPU kernels, on plain `f32` slices: they know shapes, not networks.
+//!
+//! - [`Embedder`] (inference, native and WebAssembly): a folded network's convolutional stages
+//!   and dense layer, NHWC from stage to stage, each stage one fused pass (direct convolution
+//!   for one input channel, Winograd F(4×4, 3×3) or F(2×2, 3×3) for 3×3 "same" convolutions
+//!   followed by a 2×2 max-pool, im2col otherwise; bias, pooling and ReLU on the way out).
+//! - [`training`] (native): a stride-1 convolution and a train-mode batch norm → max-pool → ReLU
+//!   stage, each with its backward pass, parallel over images; the model crate plugs them into
+//!   Burn's autodiff.
+//! - Underneath: four-lane SIMD vectors ([`simd`]), Winograd transforms, weight layouts and
+//!   matrix products (`gemm` natively, a packed 4×8 kernel in WebAssembly).
+//!
+//! Nothing here depends on Burn or on the model: the callers lay their tensors out as slices.
+
+#[macro_use]
+pub mod simd;
+mod inference;
+mod layout;
+mod matmul;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod training;
+mod winograd;
+
+pub use inference::{ConvValues, DenseValues, Embedder, NetShape, StageShape};

@@ -1,0 +1,11 @@
+//! Training kernels for batch-normalised convolutional stages (native): each stage is a
+//! [`Conv`] followed by a [`NormPool`], on NHWC maps, with hand-written backward passes.
+//!
+//! The element-wise loops are compiled twice, for baseline x86-64 and for AVX2 + FMA, and the
+//! wider variant runs where the CPU has it ([`with_avx2!`](crate::simd)).
+
+mod conv;
+mod norm_pool;
+
+pub use conv::{Conv, ConvGrads};
+pub use norm_pool::{CLIPPED, NormPool, NormPoolForward, Statistics};

@@ -1,0 +1,91 @@
+//! `bench` and `export`: timings on this machine, and the network for other stacks.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use oneshot::bench;
+use oneshot_core::model::{Preset, Siamese, SiameseConfig};
+use oneshot_core::weights;
+
+use super::AnyError;
+
+#[derive(clap::Args)]
+pub struct BenchOptions {
+    /// Architecture to time.
+    #[arg(long, default_value = "web")]
+    pub preset: Preset,
+    /// Weights to load (timings do not depend on them; default: a freshly initialised network).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Timed repetitions of each inference measurement (after 3 warm-up runs).
+    #[arg(long, default_value_t = 100)]
+    pub repetitions: usize,
+    /// Timed training steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    pub train_steps: usize,
+    /// Print the rows as JSON instead of a Markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportOptions {
+    /// Architecture to export.
+    #[arg(long, default_value = "web")]
+    pub preset: Preset,
+    /// Weights to export (default: a freshly initialised network, from --seed).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Seed of the fresh network when no weights are given.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder to write weights.safetensors, reference.safetensors and model.osw into.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The network of `config` on the CPU: from a weights file, or freshly initialised (from `seed`
+/// when given).
+fn network(config: &SiameseConfig, weights: Option<&Path>, seed: Option<u64>) -> Result<Siamese, AnyError> {
+    let device = Device::flex();
+    Ok(match weights {
+        Some(path) => weights::load(path, Some(config), &device)?.1,
+        None => {
+            if let Some(seed) = seed {
+                device.seed(seed);
+            }
+            config.init(&device)
+        }
+    })
+}
+
+pub fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
+    let config = options.preset.config();
+    let model = network(&config, options.weights.as_deref(), None)?;
+    let workload = bench::Workload::new(&config);
+    let mut rows = bench::inference(&model, &config, &workload, options.repetitions);
+    let episodes = options.preset == Preset::Web;
+    rows.extend(bench::training(&model, &workload, options.train_steps, episodes));
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if options.json {
+        let report = serde_json::json!({
+            "stack": "Burn + own CPU kernels", "preset": options.preset.name(), "cores": cores, "rows": rows,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "CPU: own kernels for inference and, inside Burn's autodiff, for the training passes of \
+             batch-normalised stages (web); Burn flex for the rest; {cores} cores, release build\n"
+        );
+        print!("{}", bench::markdown(options.preset.name(), &rows));
+    }
+    Ok(())
+}
+
+pub fn run_export(options: &ExportOptions) -> Result<(), AnyError> {
+    let config = options.preset.config();
+    let model = network(&config, options.weights.as_deref(), Some(options.seed))?;
+    oneshot::export::export(&options.out, &model, &config)?;
+    println!("wrote {}", options.out.display());
+    Ok(())
+}

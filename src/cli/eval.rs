@@ -1,0 +1,204 @@
+//! `eval` and `strokes`: one-shot accuracy on Lake's runs, fresh random tasks and replayed human
+//! pen strokes.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
+use oneshot_core::preprocess::Preprocessor;
+use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_core::weights;
+use oneshot_data::{self as data, Archive, DataSet, Split, TaskSampler};
+
+use super::AnyError;
+
+#[derive(clap::Args)]
+pub struct EvalOptions {
+    /// Weights of the network to evaluate; without them only the nearest-neighbour baseline runs.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Lake-format run set (zip or folder); defaults to all_runs.zip in the data folder.
+    #[arg(long)]
+    pub runs: Option<PathBuf>,
+    /// Skip the run set.
+    #[arg(long)]
+    pub no_runs: bool,
+    /// Random tasks per task size (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub tasks: usize,
+    /// Classes per random task; repeat or separate with commas for several sizes.
+    #[arg(long, value_delimiter = ',', default_value = "20,5")]
+    pub way: Vec<usize>,
+    /// Alphabets the random tasks come from: by default the ten test alphabets of Lake's runs,
+    /// with other drawers and characters than his runs (never used to choose anything); use
+    /// `validation` for model selection.
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Only these alphabets of the split (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub alphabets: Vec<String>,
+    /// Seed for the random tasks.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Embed each picture as the mean of this many fixed views (test-time augmentation; 1: off).
+    #[arg(long, default_value_t = DEFAULT_VIEWS)]
+    pub views: usize,
+    /// Input size of the nearest-neighbour baseline when no weights are given.
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+}
+
+#[derive(clap::Args)]
+pub struct StrokesOptions {
+    /// Weights of the network.
+    #[arg(long, default_value = "weights/web.osw")]
+    pub weights: PathBuf,
+    /// Lake's stroke archive (default: strokes_background_small2.zip in the data folder).
+    #[arg(long)]
+    pub strokes: Option<PathBuf>,
+    /// Random within-alphabet tasks, one query per class.
+    #[arg(long, default_value_t = 50)]
+    pub tasks: usize,
+    /// Classes per task.
+    #[arg(long, default_value_t = 20)]
+    pub way: usize,
+    /// Seed for the tasks.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Sizes to replay the drawings at: the fraction of the pad the longer side spans.
+    #[arg(long, value_delimiter = ',', default_value = "0.3,0.6,0.9")]
+    pub sizes: Vec<f32>,
+    /// Embed each picture as the mean of this many fixed views (the page uses the default).
+    #[arg(long, default_value_t = DEFAULT_VIEWS)]
+    pub views: usize,
+    /// Also write the tasks (strokes in 0..1 of Omniglot's canvas) and these accuracies as JSON,
+    /// for the page's replay test.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
+    let device = Device::flex();
+    let mut classifiers: Vec<Box<dyn OneShotClassifier>> = Vec::new();
+    let size = match &options.weights {
+        Some(path) => {
+            let (config, model) = weights::load(path, None, &device)?;
+            let size = config.input_size;
+            classifiers.push(Box::new(Recognizer::new(model, config, device).with_views(options.views)));
+            size
+        }
+        None => options.size,
+    };
+    classifiers.push(Box::new(NearestNeighbour { preprocessor: Preprocessor::new(size) }));
+
+    let mut rows = Vec::new();
+    if !options.no_runs {
+        let path = options.runs.clone().unwrap_or_else(|| data_dir.join("all_runs.zip"));
+        let runs = data::load_runs(&Archive::open(&path)?)?;
+        let name = format!(
+            "{} ({} runs)",
+            path.file_name().map_or("runs".into(), |n| n.to_string_lossy()),
+            runs.len()
+        );
+        for classifier in &classifiers {
+            rows.push((classifier.name(), name.clone(), evaluate_runs(classifier.as_ref(), &runs)?));
+        }
+    }
+    if options.tasks > 0 {
+        let data = DataSet::load(data_dir)?;
+        let alphabets = data.alphabets(options.split, &options.alphabets)?;
+        for &way in &options.way {
+            let mut sampler = TaskSampler::new(&alphabets, way, 1, options.seed)?;
+            let tasks: Vec<_> = (0..options.tasks).map(|_| sampler.sample()).collect();
+            let name = format!("{way}-way random, {:?} alphabets", options.split).to_lowercase();
+            for classifier in &classifiers {
+                rows.push((classifier.name(), name.clone(), evaluate_tasks(classifier.as_ref(), &tasks)?));
+            }
+        }
+    }
+    println!("| method | task set | trials | accuracy |");
+    println!("|---|---|---:|---:|");
+    for (method, tasks, accuracy) in rows {
+        println!("| {method} | {tasks} | {} | {:.1} % |", accuracy.trials, accuracy.percent());
+    }
+    Ok(())
+}
+
+pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyError> {
+    use oneshot::eval::strokes::{Placement, painted, pen_ratios, percentile, sample_plans, scans_of};
+    use oneshot_core::strokes::{OMNIGLOT_PEN, Pen};
+
+    let device = Device::flex();
+    let (config, model) = weights::load(&options.weights, None, &device)?;
+    let recognizer = Recognizer::new(model, config, device).with_views(options.views);
+    let path = options.strokes.clone().unwrap_or_else(|| data_dir.join("strokes_background_small2.zip"));
+    let recorded = data::load_strokes(&path)?;
+    let background = data::Omniglot::load(&data_dir.join("images_background.zip"))?;
+
+    let ratios = pen_ratios(&recorded);
+    let fractions = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95];
+    let shown: Vec<String> = fractions.iter().map(|&f| format!("{:.3}", percentile(&ratios, f))).collect();
+    println!(
+        "Omniglot's pen ({OMNIGLOT_PEN} px at 105) over the longer side of the path's box, {} drawings, \
+         percentiles 5/10/25/50/75/90/95: {}\n",
+        ratios.len(),
+        shown.join(" / ")
+    );
+
+    let plans = sample_plans(&recorded, options.way, options.tasks, options.seed)?;
+    let frame = data::OMNIGLOT_FRAME;
+    let old_pen = Pen::Absolute(0.045 * frame);
+    let mut variants = vec![("scans".to_string(), "–".to_string(), scans_of(&recorded, &background)?)];
+    variants.push((
+        Placement::AsDrawn.name(),
+        "Omniglot's (5 px at 105)".into(),
+        painted(&recorded, Placement::AsDrawn, Pen::Absolute(OMNIGLOT_PEN), frame)?,
+    ));
+    let placements =
+        std::iter::once(Placement::AsDrawn).chain(options.sizes.iter().map(|&f| Placement::Spanning(f)));
+    for placement in placements {
+        for (pen_name, pen) in [
+            ("fixed, 4.5 % of the pad (the page before)", old_pen),
+            ("relative to the drawing (the page now)", Pen::NETWORK),
+        ] {
+            variants.push((placement.name(), pen_name.into(), painted(&recorded, placement, pen, frame)?));
+        }
+    }
+    println!("| drawings given as | pen | {}-way tasks | accuracy |", options.way);
+    println!("|---|---|---:|---:|");
+    let mut native = serde_json::Map::new();
+    for (given, pen, alphabets) in &variants {
+        let refs: Vec<&data::Alphabet> = alphabets.iter().collect();
+        let tasks: Vec<_> = plans.iter().map(|plan| plan.over(&refs)).collect();
+        let accuracy = evaluate_tasks(&recognizer, &tasks)?;
+        println!("| {given} | {pen} | {} | {:.1} % |", tasks.len(), accuracy.percent());
+        native.insert(format!("{given} / {pen}"), serde_json::json!(accuracy.percent()));
+    }
+    if let Some(out) = &options.export {
+        let strokes_of = |alphabet: usize, (c, d): (usize, usize)| {
+            let strokes = &recorded[alphabet].characters[c].drawings[d].1;
+            strokes
+                .strokes()
+                .iter()
+                .map(|s| s.iter().map(|&[x, y]| [x / frame, y / frame]).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let tasks: Vec<serde_json::Value> = plans
+            .iter()
+            .map(|plan| {
+                serde_json::json!({
+                    "alphabet": recorded[plan.alphabet].name,
+                    "supports": plan.supports.iter().map(|&p| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
+                    "queries": plan.queries.iter().map(|&(p, _)| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
+                    "truth": plan.queries.iter().map(|&(_, class)| class).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let report =
+            serde_json::json!({ "way": options.way, "seed": options.seed, "native": native, "tasks": tasks });
+        oneshot_core::write_atomically(out, report.to_string().as_bytes())
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("\nwrote {}", out.display());
+    }
+    Ok(())
+}

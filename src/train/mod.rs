@@ -1,0 +1,215 @@
+//! The `train` command: sample within-alphabet pairs or episodes from the background alphabets,
+//! optimise with Adam, validate on the validation alphabets, keep the best network.
+//!
+//! Everything a run needs to continue lives in its output folder (`state.json`, the latest
+//! network and optimiser state, the best network), written atomically at every validation, so a
+//! killed run resumes where its last validation left it. Each step's random draws are seeded
+//! from the run's seed and the step number, so a resumed run draws what an unbroken one would.
+
+mod error;
+mod options;
+mod run;
+mod sampling;
+
+pub use error::TrainError;
+pub use options::{Objective, Schedule, Symmetries, SymmetryScope, TrainOptions};
+pub use run::{RunState, ValidationPoint, files, plot_history};
+pub use sampling::{Augmentation, PairBatch, sample_episode, sample_pairs};
+
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use oneshot_core::model::Siamese;
+use oneshot_core::objective::{episode_loss, image_batch, pair_loss};
+use oneshot_core::preprocess::{DistortionConfig, Preprocessor};
+use oneshot_core::recognize::Recognizer;
+use oneshot_data::{Alphabet, DataSet, Split, Task, TaskSampler};
+
+use run::Checkpoint;
+use sampling::step_rng;
+
+use crate::eval::evaluate_tasks;
+
+/// Trains as the options say, resuming a run found in the output folder. Returns the final state.
+pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainError> {
+    options.check()?;
+    let background = data.alphabets(Split::Background, &[])?;
+    let validation_alphabets = data.alphabets(Split::Validation, &[])?;
+    let mut sampler = TaskSampler::new(&validation_alphabets, 20, 20, options.seed)?;
+    let val_tasks: Vec<Task> = (0..options.val_tasks).map(|_| sampler.sample()).collect();
+
+    let config = options.architecture()?;
+    let device = Device::flex().autodiff();
+    device.seed(options.seed);
+    let Checkpoint { mut model, mut optimizer, mut state } = run::start_or_resume(options, &config, &device)?;
+    let sampler = StepSampler::new(options, &background, Preprocessor::new(config.input_size), &device);
+    let mut progress = Progress::new(options, &state);
+    while state.iteration < options.iterations {
+        let (loss, pairs) = sampler.loss(&model, state.iteration);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(options.learning_rate_at(state.iteration), model, grads);
+        state.iteration += 1;
+        progress.step(loss_value, pairs, &state);
+        if state.iteration % options.eval_every == 0 || state.iteration == options.iterations {
+            let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone().inner());
+            let accuracy = evaluate_tasks(&recognizer, &val_tasks)
+                .map_err(|e| TrainError::Invalid(format!("validation image: {e}")))?
+                .percent();
+            let (point, improved) = progress.validated(&mut state, accuracy);
+            run::save_checkpoint(&options.out, &model, &config, &optimizer, &state, improved)?;
+            progress.report(&point, improved);
+        }
+    }
+    progress.finish();
+    Ok(state)
+}
+
+/// Draws each step's training data and computes its loss.
+struct StepSampler<'a> {
+    options: &'a TrainOptions,
+    background: &'a [&'a Alphabet],
+    preprocessor: Preprocessor,
+    augmentation: Augmentation,
+    device: &'a Device,
+}
+
+impl<'a> StepSampler<'a> {
+    fn new(
+        options: &'a TrainOptions,
+        background: &'a [&'a Alphabet],
+        preprocessor: Preprocessor,
+        device: &'a Device,
+    ) -> Self {
+        let augmentation = Augmentation {
+            distortion: (!options.no_distortions).then(DistortionConfig::default),
+            stroke_widths: options.stroke_widths,
+        };
+        Self { options, background, preprocessor, augmentation, device }
+    }
+
+    /// The loss of step `iteration` (its data drawn from the run's seed and the step alone) and
+    /// the number of scored pairs behind it.
+    fn loss(&self, model: &Siamese, iteration: usize) -> (Tensor<1>, usize) {
+        let options = self.options;
+        let (preprocessor, size, device) = (&self.preprocessor, self.preprocessor.size(), self.device);
+        let mut rng = step_rng(options.seed, iteration);
+        match options.objective {
+            Objective::Pairs => {
+                let batch = sample_pairs(
+                    self.background,
+                    options.batch_size,
+                    preprocessor,
+                    &self.augmentation,
+                    &mut rng,
+                );
+                let n = batch.labels.len();
+                let (a, b) = (image_batch(&batch.a, size, device), image_batch(&batch.b, size, device));
+                let labels = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
+                (pair_loss(model, a, b, labels), n)
+            }
+            Objective::Episodes => {
+                let mut groups = Vec::with_capacity(options.episodes_per_step);
+                let mut pairs = 0;
+                for _ in 0..options.episodes_per_step {
+                    let symmetries = (options.symmetries, options.symmetry_per);
+                    let images = sample_episode(
+                        self.background,
+                        options.way,
+                        symmetries,
+                        preprocessor,
+                        &self.augmentation,
+                        &mut rng,
+                    );
+                    pairs += (images.len() / 2).pow(2);
+                    groups.push(image_batch(&images, size, device));
+                }
+                (episode_loss(model, groups), pairs)
+            }
+        }
+    }
+}
+
+/// The progress bar, the running loss and throughput, and the validation lines.
+struct Progress {
+    bar: ProgressBar,
+    /// Training seconds of the run before this interval (summed over resumed sessions).
+    seconds: f64,
+    loss_sum: f64,
+    steps: usize,
+    pairs: usize,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(options: &TrainOptions, state: &RunState) -> Self {
+        let bar = ProgressBar::new(options.iterations as u64).with_position(state.iteration as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+                .expect("valid template"),
+        );
+        let seconds = state.history.last().map_or(0.0, |p| p.seconds);
+        Self { bar, seconds, loss_sum: 0.0, steps: 0, pairs: 0, started: Instant::now() }
+    }
+
+    fn pairs_per_second(&self) -> f64 {
+        self.pairs as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.steps.max(1) as f64
+    }
+
+    fn step(&mut self, loss: f64, pairs: usize, state: &RunState) {
+        self.loss_sum += loss;
+        self.steps += 1;
+        self.pairs += pairs;
+        self.bar.inc(1);
+        let last = state.history.last().map_or("–".to_string(), |p| format!("{:.1}%", p.accuracy));
+        self.bar.set_message(format!(
+            "loss {:.4}  {:.0} pairs/s  val {last}",
+            self.mean_loss(),
+            self.pairs_per_second()
+        ));
+    }
+
+    /// Adds a validation point to the history; whether it is the best so far.
+    fn validated(&mut self, state: &mut RunState, accuracy: f64) -> (ValidationPoint, bool) {
+        let improved = state.best().is_none_or(|b| accuracy > b.accuracy);
+        self.seconds += self.started.elapsed().as_secs_f64();
+        let point = ValidationPoint {
+            iteration: state.iteration,
+            loss: self.mean_loss(),
+            accuracy,
+            seconds: self.seconds,
+        };
+        state.history.push(point.clone());
+        (point, improved)
+    }
+
+    /// Prints the validation line and starts the next interval.
+    fn report(&mut self, point: &ValidationPoint, improved: bool) {
+        let line = format!(
+            "step {:>6}  loss {:.4}  validation {:.2}%{}  ({:.0} pairs/s)",
+            point.iteration,
+            point.loss,
+            point.accuracy,
+            if improved { "  best" } else { "" },
+            self.pairs_per_second()
+        );
+        // A hidden bar (output not a terminal, as in a log file) would swallow the line.
+        if self.bar.is_hidden() {
+            eprintln!("{line}")
+        } else {
+            self.bar.println(line)
+        }
+        (self.loss_sum, self.steps, self.pairs) = (0.0, 0, 0);
+        self.started = Instant::now();
+    }
+
+    fn finish(&self) {
+        self.bar.finish();
+    }
+}

@@ -1,0 +1,203 @@
+//! The `train` command's options: objective, schedule, symmetries, architecture overrides.
+
+use std::path::PathBuf;
+
+use oneshot_core::model::{Preset, SiameseConfig};
+use oneshot_core::preprocess::Symmetry;
+use rand::RngExt;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use super::error::TrainError;
+
+/// What a training step optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Objective {
+    /// Koch et al.: binary cross-entropy on pairs, half same, half different (within an alphabet).
+    Pairs,
+    /// One-shot episodes within an alphabet: classification over the head's logits plus balanced
+    /// pair cross-entropy on all pairs of the episode (see `objective::episode_loss`).
+    Episodes,
+}
+
+/// Which symmetries of the square make new training characters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Symmetries {
+    /// Characters as drawn.
+    #[default]
+    None,
+    /// The four turns by multiples of 90°.
+    Rotations,
+    /// The four turns, with and without a mirror image.
+    Dihedral,
+}
+
+impl Symmetries {
+    /// A random element of the group.
+    pub fn sample(self, rng: &mut StdRng) -> Symmetry {
+        match self {
+            Symmetries::None => Symmetry::NONE,
+            Symmetries::Rotations => Symmetry::nth(rng.random_range(0..4)),
+            Symmetries::Dihedral => Symmetry::nth(rng.random_range(0..8)),
+        }
+    }
+}
+
+/// How often a training symmetry is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum SymmetryScope {
+    /// Once per episode: every character of the episode turned alike.
+    #[default]
+    Episode,
+    /// Once per character.
+    Character,
+}
+
+/// How the learning rate changes over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Schedule {
+    /// Multiplied by `lr_decay` every `decay_every` steps.
+    #[default]
+    Step,
+    /// A half cosine from the initial rate to zero at the last step.
+    Cosine,
+}
+
+impl TrainOptions {
+    /// Checks the counts and intervals.
+    pub fn check(&self) -> Result<(), TrainError> {
+        if self.batch_size < 2 || self.way < 2 || self.episodes_per_step == 0 || self.eval_every == 0 {
+            return Err(TrainError::Invalid(
+                "batch size and way must be at least 2, intervals at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of step `iteration` (counted from 0).
+    pub fn learning_rate_at(&self, iteration: usize) -> f64 {
+        let warm = if iteration < self.warmup { (iteration + 1) as f64 / self.warmup as f64 } else { 1.0 };
+        let decayed = match self.schedule {
+            Schedule::Step => self.lr_decay.powi((iteration / self.decay_every.max(1)) as i32),
+            Schedule::Cosine => {
+                let progress = iteration as f64 / self.iterations.max(1) as f64;
+                0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+            }
+        };
+        self.learning_rate * warm * decayed
+    }
+
+    /// The architecture to train: the preset's, with any of its sizes replaced.
+    pub fn architecture(&self) -> Result<SiameseConfig, TrainError> {
+        let mut config = self.preset.config();
+        if let Some(channels) = &self.channels {
+            if channels.len() != config.stages.len() || channels.contains(&0) {
+                return Err(TrainError::Invalid(format!(
+                    "--channels needs {} positive counts, one per stage",
+                    config.stages.len()
+                )));
+            }
+            for (stage, &channels) in config.stages.iter_mut().zip(channels) {
+                stage.channels = channels;
+            }
+        }
+        if let Some(size) = self.input_size {
+            config.input_size = size;
+        }
+        if let Some(width) = self.embedding {
+            config.embedding = width;
+        }
+        if config.feature_size().is_none() || config.embedding == 0 {
+            return Err(TrainError::Invalid("the stages shrink that input to nothing".into()));
+        }
+        Ok(config)
+    }
+}
+
+/// Options of the `train` command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+pub struct TrainOptions {
+    /// Architecture to train: `koch` (the paper's) or `web` (the page's).
+    #[arg(long, default_value = "web")]
+    pub preset: Preset,
+    /// Training objective.
+    #[arg(long, value_enum, default_value = "pairs")]
+    pub objective: Objective,
+    /// Training steps in all (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 20_000)]
+    pub iterations: usize,
+    /// Pairs per step (`pairs` objective).
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Characters per episode (`episodes` objective; fewer if the alphabet has fewer).
+    #[arg(long, default_value_t = 20)]
+    pub way: usize,
+    /// Episodes per step (`episodes` objective).
+    #[arg(long, default_value_t = 1)]
+    pub episodes_per_step: usize,
+    /// Adam's initial learning rate.
+    #[arg(long, default_value_t = 9e-5)]
+    pub learning_rate: f64,
+    /// How the learning rate falls: by `--lr-decay` every `--decay-every` steps, or along a
+    /// half cosine to zero at the last step.
+    #[arg(long, value_enum, default_value = "step")]
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Multiply the learning rate by this every `--decay-every` steps (`step` schedule).
+    #[arg(long, default_value_t = 0.99)]
+    pub lr_decay: f64,
+    /// Steps between learning-rate decays (`step` schedule).
+    #[arg(long, default_value_t = 500)]
+    pub decay_every: usize,
+    /// Raise the learning rate linearly from zero over this many first steps.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub warmup: usize,
+    /// Steps between validations (and checkpoints).
+    #[arg(long, default_value_t = 500)]
+    pub eval_every: usize,
+    /// Number of 20-way, 20-query validation tasks (fixed for the run).
+    #[arg(long, default_value_t = 50)]
+    pub val_tasks: usize,
+    /// Train without Koch et al.'s affine distortions.
+    #[arg(long)]
+    pub no_distortions: bool,
+    /// Treat characters turned (`rotations`: by multiples of 90°) or also mirrored (`dihedral`:
+    /// all eight symmetries of the square) as new characters: four or eight times as many
+    /// characters to learn from.
+    #[arg(long, value_enum, default_value = "none")]
+    #[serde(default)]
+    pub symmetries: Symmetries,
+    /// Draw the symmetry once per episode (the whole alphabet turned alike, so an episode's
+    /// characters stay as alike as a real alphabet's) or once per character.
+    #[arg(long, value_enum, default_value = "episode")]
+    #[serde(default)]
+    pub symmetry_per: SymmetryScope,
+    /// Vary the pen: widen or narrow each training drawing's strokes by a pixel (a third of the
+    /// time each), so the network does not learn Omniglot's one pen width.
+    #[arg(long)]
+    #[serde(default)]
+    pub stroke_widths: bool,
+    /// Output channels of each convolutional stage, replacing the preset's (same stage count).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub channels: Option<Vec<usize>>,
+    /// Side of the network's square input, replacing the preset's.
+    #[arg(long)]
+    #[serde(default)]
+    pub input_size: Option<usize>,
+    /// Width of the embedding, replacing the preset's.
+    #[arg(long)]
+    #[serde(default)]
+    pub embedding: Option<usize>,
+    /// Start from these weights instead of a random network (a new run, warm-started).
+    #[arg(long)]
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// Seed for weights, sampling and distortions.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output folder: checkpoints, best weights, history and plot. An existing run there resumes.
+    #[arg(long, default_value = "runs/web")]
+    pub out: PathBuf,
+}

@@ -1,0 +1,176 @@
+//! A run's folder: its state (options, step, validation history), checkpoints written
+//! atomically, and the checks that make a resumed run the same experiment.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::tensor::{Bytes, Device};
+use oneshot_core::model::{Siamese, SiameseConfig};
+use oneshot_core::weights;
+use serde::{Deserialize, Serialize};
+
+use super::error::TrainError;
+use super::options::TrainOptions;
+use crate::plot::{PlotPoint, validation_svg};
+
+/// One validation point.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    /// Steps done.
+    pub iteration: usize,
+    /// Mean training loss since the previous point.
+    pub loss: f64,
+    /// Accuracy on the validation tasks, in percent.
+    pub accuracy: f64,
+    /// Training seconds so far (summed over resumed sessions).
+    pub seconds: f64,
+}
+
+/// Everything about a run besides tensors: `state.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunState {
+    /// The options the run was started with.
+    pub options: TrainOptions,
+    /// Steps done.
+    pub iteration: usize,
+    /// Validation history.
+    pub history: Vec<ValidationPoint>,
+}
+
+impl RunState {
+    /// The best validation point so far.
+    pub fn best(&self) -> Option<&ValidationPoint> {
+        self.history.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+    }
+}
+
+/// File names inside a run folder.
+pub mod files {
+    /// Run state and history.
+    pub const STATE: &str = "state.json";
+    /// The latest network.
+    pub const LATEST: &str = "latest.osw";
+    /// The latest optimiser state.
+    pub const OPTIMIZER: &str = "optimizer.bpk";
+    /// The network with the best validation accuracy.
+    pub const BEST: &str = "best.osw";
+    /// Validation accuracy against steps.
+    pub const PLOT: &str = "validation.svg";
+}
+
+pub(super) fn file_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::File { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, TrainError> {
+    std::fs::read(path).map_err(|e| file_error(path, e))
+}
+
+pub(super) fn read_state(out: &Path) -> Result<Option<RunState>, TrainError> {
+    let path = out.join(files::STATE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = read_file(&path)?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| file_error(&path, e))
+}
+
+/// A resumed run must be the same experiment; only its length may change.
+pub(super) fn check_same_run(
+    out: &Path,
+    saved: &TrainOptions,
+    asked: &TrainOptions,
+) -> Result<(), TrainError> {
+    let comparable = |o: &TrainOptions| TrainOptions { iterations: 0, out: PathBuf::new(), ..o.clone() };
+    if comparable(saved) == comparable(asked) {
+        return Ok(());
+    }
+    let (a, b) =
+        (serde_json::to_value(saved).unwrap_or_default(), serde_json::to_value(asked).unwrap_or_default());
+    let reason = a
+        .as_object()
+        .and_then(|a| {
+            a.iter().find(|(k, v)| *k != "iterations" && *k != "out" && b.get(k.as_str()) != Some(v))
+        })
+        .map_or("options differ".to_string(), |(k, v)| format!("--{} was {v}", k.replace('_', "-")));
+    Err(TrainError::OptionsChanged { path: out.to_path_buf(), reason })
+}
+
+pub(super) fn save_checkpoint(
+    out: &Path,
+    model: &Siamese,
+    config: &SiameseConfig,
+    optimizer: &ModuleOptimizer,
+    state: &RunState,
+    improved: bool,
+) -> Result<(), TrainError> {
+    weights::save(&out.join(files::LATEST), model, config)?;
+    if improved {
+        weights::save(&out.join(files::BEST), model, config)?;
+    }
+    let path = out.join(files::OPTIMIZER);
+    let bytes = optimizer.into_bytes().map_err(|e| file_error(&path, e))?;
+    oneshot_core::write_atomically(&path, &bytes).map_err(|e| file_error(&path, e))?;
+    let path = out.join(files::STATE);
+    let json = serde_json::to_vec_pretty(state).map_err(|e| file_error(&path, e))?;
+    // The state goes last: it names the step the files above belong to.
+    oneshot_core::write_atomically(&path, &json).map_err(|e| file_error(&path, e))?;
+    let plot = out.join(files::PLOT);
+    plot_history(&plot, state).map_err(|e| file_error(&plot, e))
+}
+
+/// Draws a run's validation curve.
+pub fn plot_history(path: &Path, state: &RunState) -> Result<(), Box<dyn std::error::Error>> {
+    let title = format!(
+        "{} preset, {} objective: 20-way validation accuracy",
+        state.options.preset.name(),
+        format!("{:?}", state.options.objective).to_lowercase()
+    );
+    let points: Vec<PlotPoint> = state
+        .history
+        .iter()
+        .map(|p| PlotPoint { iteration: p.iteration, accuracy: p.accuracy, loss: p.loss })
+        .collect();
+    validation_svg(path, &title, &points)
+}
+
+/// A network, its optimiser and the run's state: where a run starts or resumes.
+pub(super) struct Checkpoint {
+    pub model: Siamese,
+    pub optimizer: ModuleOptimizer,
+    pub state: RunState,
+}
+
+/// Resumes the run in `options.out` if there is one (it must be the same experiment), otherwise
+/// starts one from a fresh network or from `--init`'s weights.
+pub(super) fn start_or_resume(
+    options: &TrainOptions,
+    config: &SiameseConfig,
+    device: &Device,
+) -> Result<Checkpoint, TrainError> {
+    let out = &options.out;
+    std::fs::create_dir_all(out).map_err(|e| file_error(out, e))?;
+    let optimizer = AdamConfig::new().init();
+    match read_state(out)? {
+        Some(state) => {
+            check_same_run(out, &state.options, options)?;
+            let (_, model) = weights::load(&out.join(files::LATEST), Some(config), device)?;
+            let path = out.join(files::OPTIMIZER);
+            let optimizer = optimizer
+                .from_bytes(Bytes::from_bytes_vec(read_file(&path)?))
+                .map_err(|e| file_error(&path, e))?;
+            eprintln!("resuming {} at step {}", out.display(), state.iteration);
+            let state = RunState { options: options.clone(), ..state };
+            Ok(Checkpoint { model: model.train(), optimizer, state })
+        }
+        None => {
+            let model = match &options.init {
+                Some(path) => weights::load(path, Some(config), device)?.1.train(),
+                None => config.init(device),
+            };
+            let state = RunState { options: options.clone(), iteration: 0, history: Vec::new() };
+            Ok(Checkpoint { model, optimizer, state })
+        }
+    }
+}
