@@ -200,7 +200,7 @@ pub fn export(dir: &Path, model: &Siamese, config: &SiameseConfig) -> Result<(),
     write_safetensors(&dir.join(WEIGHTS_FILE), &named_tensors(model)?, metadata.clone())?;
     let workload = Workload::new(config);
     write_safetensors(&dir.join(REFERENCE_FILE), &reference(model, config, &workload)?, metadata)?;
-    weights::save(&dir.join(MODEL_FILE), model, config)?;
+    weights::save(&dir.join(MODEL_FILE), model, config, weights::Encoding::F32)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use oneshot::train::TrainOptions;
 use oneshot_data as data;
 
-use cli::bench::{BenchOptions, ExportOptions, run_bench, run_export};
+use cli::bench::{BenchOptions, ExportOptions, PackOptions, run_bench, run_export, run_pack};
 use cli::eval::{EvalOptions, StrokesOptions, run_eval, run_strokes};
 use cli::score::{ScoreOptions, run_score};
 use cli::train::{run_plot, run_train};
@@ -39,6 +39,8 @@ enum Command {
     Bench(BenchOptions),
     /// Write a network's tensors and reference outputs for other stacks (scripts/peers/).
     Export(ExportOptions),
+    /// Re-encode a weights file in the current format (8-bit for shipping, or exact).
+    Pack(PackOptions),
     /// Redraw a run's validation plot from its state.json.
     Plot {
         /// The run's folder (train's --out).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Score(options) => run_score(options),
         Command::Bench(options) => run_bench(options),
         Command::Export(options) => run_export(options),
+        Command::Pack(options) => run_pack(options),
         Command::Plot { run, out } => run_plot(run, out.clone()),
     };
     match result {

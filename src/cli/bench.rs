@@ -1,4 +1,5 @@
-//! `bench` and `export`: timings on this machine, and the network for other stacks.
+//! `bench`, `export` and `pack`: timings on this machine, the network for other stacks, and
+//! weights files re-encoded for shipping.
 
 use std::path::{Path, PathBuf};
 
@@ -87,5 +88,35 @@ pub fn run_export(options: &ExportOptions) -> Result<(), AnyError> {
     let model = network(&config, options.weights.as_deref(), Some(options.seed))?;
     oneshot::export::export(&options.out, &model, &config)?;
     println!("wrote {}", options.out.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PackOptions {
+    /// The weights file to re-encode (any format this version reads).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Where to write it.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `q8` (8-bit, a quarter of the size: what the page ships) or `f32` (exact).
+    #[arg(long, default_value = "q8", value_parser = parse_encoding)]
+    pub encoding: weights::Encoding,
+}
+
+fn parse_encoding(name: &str) -> Result<weights::Encoding, String> {
+    match name {
+        "q8" => Ok(weights::Encoding::Q8),
+        "f32" => Ok(weights::Encoding::F32),
+        other => Err(format!("unknown encoding {other:?}: q8 or f32")),
+    }
+}
+
+/// Re-encodes a weights file in the current format.
+pub fn run_pack(options: &PackOptions) -> Result<(), AnyError> {
+    let (config, model) = weights::load(&options.weights, None, &Device::flex())?;
+    weights::save(&options.out, &model, &config, options.encoding)?;
+    let size = std::fs::metadata(&options.out)?.len();
+    println!("wrote {} ({size} bytes, {:?})", options.out.display(), options.encoding);
     Ok(())
 }

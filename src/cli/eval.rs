@@ -124,9 +124,13 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
     Ok(())
 }
 
+/// Prints Omniglot's pen relative to the recorded drawings, and a table of accuracy for every
+/// rendering of the same tasks; writes the replay file if asked.
 pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyError> {
-    use oneshot::eval::strokes::{Placement, painted, pen_ratios, percentile, sample_plans, scans_of};
-    use oneshot_core::strokes::{OMNIGLOT_PEN, Pen};
+    use oneshot::eval::strokes::{
+        evaluate_rendering, pen_ratios, percentile, renderings, replay_file, sample_plans,
+    };
+    use oneshot_core::strokes::OMNIGLOT_PEN;
 
     let device = Device::flex();
     let (config, model) = weights::load(&options.weights, None, &device)?;
@@ -136,67 +140,28 @@ pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyE
     let background = data::Omniglot::load(&data_dir.join("images_background.zip"))?;
 
     let ratios = pen_ratios(&recorded);
-    let fractions = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95];
-    let shown: Vec<String> = fractions.iter().map(|&f| format!("{:.3}", percentile(&ratios, f))).collect();
+    let shown: Vec<String> = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+        .iter()
+        .map(|&f| format!("{:.3}", percentile(&ratios, f)))
+        .collect();
     println!(
         "Omniglot's pen ({OMNIGLOT_PEN} px at 105) over the longer side of the path's box, {} drawings, \
          percentiles 5/10/25/50/75/90/95: {}\n",
         ratios.len(),
         shown.join(" / ")
     );
-
     let plans = sample_plans(&recorded, options.way, options.tasks, options.seed)?;
-    let frame = data::OMNIGLOT_FRAME;
-    let old_pen = Pen::Absolute(0.045 * frame);
-    let mut variants = vec![("scans".to_string(), "–".to_string(), scans_of(&recorded, &background)?)];
-    variants.push((
-        Placement::AsDrawn.name(),
-        "Omniglot's (5 px at 105)".into(),
-        painted(&recorded, Placement::AsDrawn, Pen::Absolute(OMNIGLOT_PEN), frame)?,
-    ));
-    let placements =
-        std::iter::once(Placement::AsDrawn).chain(options.sizes.iter().map(|&f| Placement::Spanning(f)));
-    for placement in placements {
-        for (pen_name, pen) in [
-            ("fixed, 4.5 % of the pad (the page before)", old_pen),
-            ("relative to the drawing (the page now)", Pen::NETWORK),
-        ] {
-            variants.push((placement.name(), pen_name.into(), painted(&recorded, placement, pen, frame)?));
-        }
-    }
     println!("| drawings given as | pen | {}-way tasks | accuracy |", options.way);
     println!("|---|---|---:|---:|");
-    let mut native = serde_json::Map::new();
-    for (given, pen, alphabets) in &variants {
-        let refs: Vec<&data::Alphabet> = alphabets.iter().collect();
-        let tasks: Vec<_> = plans.iter().map(|plan| plan.over(&refs)).collect();
-        let accuracy = evaluate_tasks(&recognizer, &tasks)?;
-        println!("| {given} | {pen} | {} | {:.1} % |", tasks.len(), accuracy.percent());
-        native.insert(format!("{given} / {pen}"), serde_json::json!(accuracy.percent()));
+    let mut results = Vec::new();
+    for rendering in renderings(&recorded, &background, &options.sizes)? {
+        let result = evaluate_rendering(&recognizer, &rendering, &plans)?;
+        println!("| {} | {} | {} | {:.1} % |", rendering.given, rendering.pen, plans.len(), result.accuracy);
+        results.push(result);
     }
     if let Some(out) = &options.export {
-        let strokes_of = |alphabet: usize, (c, d): (usize, usize)| {
-            let strokes = &recorded[alphabet].characters[c].drawings[d].1;
-            strokes
-                .strokes()
-                .iter()
-                .map(|s| s.iter().map(|&[x, y]| [x / frame, y / frame]).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        };
-        let tasks: Vec<serde_json::Value> = plans
-            .iter()
-            .map(|plan| {
-                serde_json::json!({
-                    "alphabet": recorded[plan.alphabet].name,
-                    "supports": plan.supports.iter().map(|&p| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
-                    "queries": plan.queries.iter().map(|&(p, _)| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
-                    "truth": plan.queries.iter().map(|&(_, class)| class).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let report =
-            serde_json::json!({ "way": options.way, "seed": options.seed, "native": native, "tasks": tasks });
-        oneshot_core::write_atomically(out, report.to_string().as_bytes())
+        let file = replay_file(&recorded, &plans, &results, options.way, options.seed);
+        oneshot_core::write_atomically(out, file.to_string().as_bytes())
             .map_err(|e| format!("{}: {e}", out.display()))?;
         println!("\nwrote {}", out.display());
     }

@@ -84,7 +84,7 @@ impl Accuracy {
         100.0 * self.correct as f64 / self.trials.max(1) as f64
     }
 
-    fn add(&mut self, predicted: &[usize], truth: impl Iterator<Item = usize>) {
+    pub(crate) fn add(&mut self, predicted: &[usize], truth: impl Iterator<Item = usize>) {
         for (p, t) in predicted.iter().zip(truth) {
             self.trials += 1;
             self.correct += usize::from(*p == t);

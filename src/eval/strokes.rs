@@ -5,11 +5,25 @@
 //! The recorded alphabets are background (training) alphabets: these figures measure robustness
 //! to how people draw, not one-shot generalisation to new alphabets.
 
+use oneshot_core::preprocess::{InkImage, PreprocessError};
+use oneshot_core::strokes::{OMNIGLOT_PEN, Pen, Strokes};
+use oneshot_data::{
+    Alphabet, Character, DataError, OMNIGLOT_FRAME, Omniglot, PlanSampler, StrokeAlphabet, TaskPlan,
+};
 use serde::Serialize;
 
-use oneshot_core::preprocess::PreprocessError;
-use oneshot_core::strokes::{OMNIGLOT_PEN, Pen, Strokes};
-use oneshot_data::{Alphabet, Character, DataError, Omniglot, PlanSampler, StrokeAlphabet, TaskPlan};
+use super::{Accuracy, OneShotClassifier};
+
+/// Why the stroke evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StrokeEvalError {
+    /// The recorded strokes or the scans could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A drawing could not be painted or preprocessed.
+    #[error(transparent)]
+    Drawing(#[from] PreprocessError),
+}
 
 /// Where a replayed drawing is placed on the pad.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -45,6 +59,14 @@ impl Placement {
         match self {
             Placement::AsDrawn => "as drawn".into(),
             Placement::Spanning(f) => format!("{:.0} % of the pad", 100.0 * f),
+        }
+    }
+
+    /// A key for files: `as-drawn` or the fraction, such as `0.30`.
+    pub fn key(self) -> String {
+        match self {
+            Placement::AsDrawn => "as-drawn".into(),
+            Placement::Spanning(f) => format!("{f:.2}"),
         }
     }
 }
@@ -140,4 +162,120 @@ pub fn sample_plans(
     let shapes = recorded.iter().map(|a| a.characters.iter().map(|c| c.drawings.len()).collect()).collect();
     let mut sampler = PlanSampler::new(shapes, way, way, seed)?;
     Ok((0..n).map(|_| sampler.sample()).collect())
+}
+
+/// One way of giving the recorded drawings to the network.
+pub struct Rendering {
+    /// How the drawings are given (scans, or strokes at a placement), for tables.
+    pub given: String,
+    /// The pen, for tables.
+    pub pen: String,
+    /// A key for files, such as `0.30/relative`.
+    pub key: String,
+    /// The drawings, laid out like the recorded set.
+    pub alphabets: Vec<Alphabet>,
+}
+
+/// The renderings compared: the scans, the strokes as drawn with Omniglot's own pen, and at each
+/// placement (as drawn, then spanning each of `sizes` of the pad) with the page's old fixed pen
+/// and with the network's pen, relative to the drawing.
+pub fn renderings(
+    recorded: &[StrokeAlphabet],
+    background: &Omniglot,
+    sizes: &[f32],
+) -> Result<Vec<Rendering>, StrokeEvalError> {
+    let frame = OMNIGLOT_FRAME;
+    let mut out = vec![Rendering {
+        given: "scans".into(),
+        pen: "–".into(),
+        key: "scans".into(),
+        alphabets: scans_of(recorded, background)?,
+    }];
+    out.push(Rendering {
+        given: Placement::AsDrawn.name(),
+        pen: "Omniglot's (5 px at 105)".into(),
+        key: "as-drawn/omniglot".into(),
+        alphabets: painted(recorded, Placement::AsDrawn, Pen::Absolute(OMNIGLOT_PEN), frame)?,
+    });
+    let placements = std::iter::once(Placement::AsDrawn).chain(sizes.iter().map(|&f| Placement::Spanning(f)));
+    for placement in placements {
+        let pens = [
+            ("fixed", "fixed, 4.5 % of the pad (the page before)", Pen::Absolute(0.045 * frame)),
+            ("relative", "relative to the drawing (the page now)", Pen::NETWORK),
+        ];
+        for (key, name, pen) in pens {
+            out.push(Rendering {
+                given: placement.name(),
+                pen: name.into(),
+                key: format!("{}/{key}", placement.key()),
+                alphabets: painted(recorded, placement, pen, frame)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A rendering's result on the tasks.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderingResult {
+    /// The rendering's key.
+    pub key: String,
+    /// Correct answers out of queries.
+    pub accuracy: f64,
+    /// Queries asked.
+    pub trials: usize,
+    /// The chosen support of each query, task by task.
+    pub predictions: Vec<Vec<usize>>,
+}
+
+/// Asks `classifier` the tasks of `plans` over one rendering.
+pub fn evaluate_rendering(
+    classifier: &dyn OneShotClassifier,
+    rendering: &Rendering,
+    plans: &[TaskPlan],
+) -> Result<RenderingResult, StrokeEvalError> {
+    let alphabets: Vec<&Alphabet> = rendering.alphabets.iter().collect();
+    let mut accuracy = Accuracy::default();
+    let mut predictions = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let task = plan.over(&alphabets);
+        let queries: Vec<&InkImage> = task.queries.iter().map(|(q, _)| *q).collect();
+        let chosen = classifier.classify(&task.supports, &queries)?;
+        accuracy.add(&chosen, task.queries.iter().map(|(_, class)| *class));
+        predictions.push(chosen);
+    }
+    Ok(RenderingResult {
+        key: rendering.key.clone(),
+        accuracy: accuracy.percent(),
+        trials: accuracy.trials,
+        predictions,
+    })
+}
+
+/// The tasks as the page's replay test takes them: each drawing's strokes in 0..1 of Omniglot's
+/// canvas, the true class of each query, and the native results of every rendering.
+pub fn replay_file(
+    recorded: &[StrokeAlphabet],
+    plans: &[TaskPlan],
+    results: &[RenderingResult],
+    way: usize,
+    seed: u64,
+) -> serde_json::Value {
+    let strokes_of = |alphabet: usize, (c, d): (usize, usize)| -> Vec<Vec<[f32; 2]>> {
+        let strokes = &recorded[alphabet].characters[c].drawings[d].1;
+        let scale = 1.0 / strokes.frame();
+        strokes.strokes().iter().map(|s| s.iter().map(|&[x, y]| [x * scale, y * scale]).collect()).collect()
+    };
+    let tasks: Vec<serde_json::Value> = plans
+        .iter()
+        .map(|plan| {
+            serde_json::json!({
+                "alphabet": recorded[plan.alphabet].name,
+                "supports": plan.supports.iter().map(|&p| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
+                "queries": plan.queries.iter().map(|&(p, _)| strokes_of(plan.alphabet, p)).collect::<Vec<_>>(),
+                "truth": plan.queries.iter().map(|&(_, class)| class).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "way": way, "seed": seed, "native": results, "tasks": tasks })
 }

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::{Bytes, Device};
 use oneshot_core::model::{Siamese, SiameseConfig};
-use oneshot_core::weights;
+use oneshot_core::weights::{self, Encoding};
 use serde::{Deserialize, Serialize};
 
 use super::error::TrainError;
@@ -105,9 +105,9 @@ pub(super) fn save_checkpoint(
     state: &RunState,
     improved: bool,
 ) -> Result<(), TrainError> {
-    weights::save(&out.join(files::LATEST), model, config)?;
+    weights::save(&out.join(files::LATEST), model, config, Encoding::F32)?;
     if improved {
-        weights::save(&out.join(files::BEST), model, config)?;
+        weights::save(&out.join(files::BEST), model, config, Encoding::F32)?;
     }
     let path = out.join(files::OPTIMIZER);
     let bytes = optimizer.into_bytes().map_err(|e| file_error(&path, e))?;

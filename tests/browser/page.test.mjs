@@ -4,53 +4,21 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { binary, openPage as open, root, startServer, stopServer } from './harness.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const binary = process.env.ONESHOT_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/oneshot/target'), 'release/oneshot');
 const weights = join(root, 'weights/web.osw');
 const work = mkdtempSync(join(tmpdir(), 'oneshot-browser-'));
-const CHROMIUM_FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu-sandbox', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-quic',
-];
-
-let server;
-let base;
 const scoresByBackend = {};
 
-before(async () => {
-  const port = 18000 + Math.floor(Math.random() * 2000);
-  server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', join(root, 'site')], { stdio: 'ignore' });
-  base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${base}/index.html`)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the static server did not start');
-});
+before(startServer);
+after(stopServer);
 
-after(() => server?.kill());
-
-async function openPage(webgpu) {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [...CHROMIUM_FLAGS, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])],
-  });
-  const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
-  const problems = [];
-  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-  page.on('pageerror', (e) => problems.push(String(e)));
-  await page.goto(`${base}/index.html`);
-  await page.evaluate(() => window.oneshot.ready);
-  return { browser, page, problems };
-}
+/** The page on WebGPU (once switched to it) or on the CPU. */
+const openPage = (webgpu) => open({ webgpu });
 
 /** Draws strokes (lists of [x, y] in 0..1) with the mouse, i.e. real pointer events. */
 async function draw(page, canvas, strokes) {
@@ -147,13 +115,13 @@ test('bad input gives messages, no panics, and the page stays usable', async () 
     await draw(page, query.locator('canvas'), [[[0.5, 0.5]]]);
     await waitFor(page, () => window.oneshot.lastScores.length === 3);
 
-    // A canvas filled with ink: nothing stands out from the background.
+    // A drawing with more points than a hand draws: refused with a message, no scores.
     await page.evaluate(() => {
-      const rows = Array.from({ length: 40 }, (_, i) => [[0, i / 39], [1, i / 39]]);
-      window.oneshot.query.setStrokes(rows);
+      const points = Array.from({ length: 100_001 }, (_, i) => [(i % 1000) / 1000, Math.floor(i / 1000) / 101]);
+      window.oneshot.query.setStrokes([points]);
     });
     await waitFor(page, () => window.oneshot.lastScores.length === 0);
-    assert.match(await query.locator('.error').innerText(), /Nothing to recognise/);
+    assert.match(await query.locator('.error').innerText(), /more than a drawing can have/);
 
     // Weights that are truncated, or of another preset, are refused; the old network stays.
     const bytes = readFileSync(weights);

@@ -8,7 +8,7 @@
 const TOLERANCE = 1e-4;
 const params = new URLSearchParams(location.search);
 const stack = params.get('stack') ?? 'ours';
-const data = new URL(`../${params.get('data') ?? 'bench-data/web'}/`, import.meta.url);
+const data = new URL(`${params.get('data') ?? 'bench-data/web'}/`, document.baseURI);
 const repetitions = Number(params.get('reps') ?? 100);
 const tuneSteps = Number(params.get('tune') ?? 5);
 const status = document.getElementById('bench-status');
@@ -54,9 +54,9 @@ function largestDifference(got, expected) {
 
 /** Our engine: the same wasm and calls as the main page. */
 async function oursStack() {
-  const { createEngine } = await import('./engine.js');
+  const { createEngine, wantsGpu } = await import('./engine.js');
   const weights = new Uint8Array(await (await fetch(new URL('model.osw', data))).arrayBuffer());
-  const { engine, backend } = await createEngine(weights);
+  const { engine, backend } = await createEngine(wantsGpu() ? 'gpu' : 'cpu', weights);
   return {
     name: `ours (${backend.kind === 'webgpu' ? `WebGPU: ${backend.detail}` : 'CPU: own SIMD kernels in wasm'})`,
     embed: (images) => engine.embedImages(images),
@@ -67,8 +67,8 @@ async function oursStack() {
 
 /** onnxruntime-web with one execution provider, on the exported ONNX graphs. */
 async function ortStack(provider) {
-  const ort = await import(provider === 'webgpu' ? '../ort/ort.webgpu.min.mjs' : '../ort/ort.wasm.min.mjs');
-  ort.env.wasm.wasmPaths = new URL('../ort/', import.meta.url).href;
+  const ort = await import(new URL(provider === 'webgpu' ? 'ort/ort.webgpu.min.mjs' : 'ort/ort.wasm.min.mjs', document.baseURI).href);
+  ort.env.wasm.wasmPaths = new URL('ort/', document.baseURI).href;
   ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no wasm threads
   const options = { executionProviders: [provider] };
   // One session at a time: the WebGPU provider refuses concurrent creation.

@@ -1,12 +1,17 @@
-// Loads the wasm module (with download progress) and the network, on WebGPU when the browser
-// has it, otherwise on the CPU. `?backend=cpu` in the address forces the CPU.
+// The network's engines and how the page gets them.
+//
+// The page starts on the small CPU build (the project's kernels in WebAssembly) and scores at
+// once. Where the browser has a WebGPU adapter, the WebGPU build is fetched in the background,
+// warmed up (its first pass compiles the shaders) and switched to. The CPU engine stays loaded:
+// if the GPU device is lost, or a call traps, the page falls back to it (a trapped instance is
+// replaced by a fresh one) instead of going dark. `?backend=cpu` keeps the page on the CPU.
 
-import init, { Engine } from '../pkg/oneshot.js';
+import { WEIGHTS_PATH } from './build.js';
 
-const WASM_URL = new URL('../pkg/oneshot_bg.wasm', import.meta.url);
+const FLAVOURS = { cpu: '../pkg/cpu/', gpu: '../pkg/gpu/' };
 
-/** Fetches the wasm binary, reporting progress as a fraction in 0..1. */
-async function fetchWithProgress(url, onProgress) {
+/** Fetches bytes, reporting progress as a fraction in 0..1. */
+async function fetchWithProgress(url, onProgress = () => {}) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`could not download ${url.pathname}: HTTP ${response.status}`);
   const total = Number(response.headers.get('Content-Length')) || 0;
@@ -30,53 +35,81 @@ async function fetchWithProgress(url, onProgress) {
   return bytes;
 }
 
-let compiled = null;
-let initialised = null;
+const compiled = {};
+let shipped = null;
+let instances = 0;
 
-/** Downloads and compiles the wasm module once (workers reuse the compiled module). */
-export function wasmModule(onProgress = () => {}) {
-  compiled ??= fetchWithProgress(WASM_URL, onProgress).then((bytes) => WebAssembly.compile(bytes));
-  return compiled;
+/** The compiled wasm of a flavour (`cpu` or `gpu`), downloaded once; workers reuse it. */
+export function wasmModule(flavour, onProgress) {
+  compiled[flavour] ??= fetchWithProgress(new URL(`${FLAVOURS[flavour]}oneshot_bg.wasm`, import.meta.url), onProgress).then((bytes) =>
+    WebAssembly.compile(bytes),
+  );
+  return compiled[flavour];
 }
 
-/** Downloads and instantiates the wasm module once. */
-export function loadModule(onProgress = () => {}) {
-  initialised ??= wasmModule(onProgress).then((module) => init({ module_or_path: module }));
-  return initialised;
+/** The shipped weights file, downloaded once (its name carries its content hash). */
+export function shippedWeights() {
+  shipped ??= fetchWithProgress(new URL(`../../${WEIGHTS_PATH}`, import.meta.url));
+  return shipped;
+}
+
+/**
+ * A fresh instance of a flavour's glue and wasm: its `Engine` class. Each call imports the glue
+ * anew, so an instance that trapped is never reused.
+ */
+export async function instantiate(flavour) {
+  const glue = await import(new URL(`${FLAVOURS[flavour]}oneshot.js?instance=${++instances}`, import.meta.url));
+  await glue.default({ module_or_path: await wasmModule(flavour) });
+  return glue;
 }
 
 /** Whether this page should try WebGPU. */
 export function wantsGpu() {
-  const forced = new URLSearchParams(location.search).get('backend');
-  return forced !== 'cpu' && 'gpu' in navigator;
+  return new URLSearchParams(location.search).get('backend') !== 'cpu' && 'gpu' in navigator;
 }
 
-/** Why WebGPU is not used, when it is not. */
+/** Why the page stays on the CPU, when it does before asking for an adapter. */
 export function gpuAbsenceReason() {
   if (new URLSearchParams(location.search).get('backend') === 'cpu') return 'CPU forced by ?backend=cpu';
-  return 'gpu' in navigator ? null : 'this browser has no WebGPU (navigator.gpu is missing)';
+  return 'gpu' in navigator ? null : 'this browser has no WebGPU';
 }
 
-/** The WebGPU adapter's vendor and architecture, as the browser reports them. */
-async function adapterName() {
+/** The WebGPU adapter's name as the browser reports it, or null without one. */
+export async function gpuAdapter() {
   try {
-    const info = (await navigator.gpu.requestAdapter())?.info;
-    const name = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ');
-    return name || null;
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return null;
+    const info = adapter.info;
+    return [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'WebGPU adapter';
   } catch {
     return null;
   }
 }
 
 /**
- * Creates an engine: shipped weights when `weights` is null, otherwise the given bytes.
- * Rejects with a readable Error (wrong preset, corrupted file, …).
+ * Calls `onDevice(device)` for every WebGPU device this page creates from now on (Burn creates
+ * its own; the page only listens to it for loss and errors).
  */
-export async function createEngine(weights = null) {
-  await loadModule();
-  const engine = await Engine.create(wantsGpu(), weights);
-  const backend = engine.backend();
-  if (backend.kind === 'cpu' && gpuAbsenceReason()) backend.detail = gpuAbsenceReason();
-  if (backend.kind === 'webgpu') backend.detail = (await adapterName()) ?? backend.detail;
-  return { engine, backend };
+export function watchGpuDevices(onDevice) {
+  const adapter = globalThis.GPUAdapter?.prototype;
+  if (!adapter || adapter.requestDevice.watched) return;
+  const original = adapter.requestDevice;
+  adapter.requestDevice = async function (...args) {
+    const device = await original.apply(this, args);
+    onDevice(device);
+    return device;
+  };
+  adapter.requestDevice.watched = true;
+}
+
+/** An engine of one flavour on given weights: `{ engine, flavour, backend }`. */
+export async function createEngine(flavour, weights) {
+  const { Engine } = await instantiate(flavour);
+  const engine = await Engine.create(flavour === 'gpu', weights);
+  return { engine, flavour, backend: engine.backend() };
+}
+
+/** Whether an error is a WebAssembly trap (a bug): the instance must not be used again. */
+export function isTrap(error) {
+  return error instanceof WebAssembly.RuntimeError || /unreachable|RuntimeError/.test(String(error?.name ?? ''));
 }

@@ -1,7 +1,8 @@
 // Wires the page: support slots, the query, the verification pair, the network's status.
 
 import { DrawingPad } from './pad.js';
-import { createEngine, loadModule, wasmModule } from './engine.js';
+import { shippedWeights, wasmModule } from './engine.js';
+import { Network } from './network.js';
 import { renderScores, percent } from './scores.js';
 import { exportSet, importSet, download } from './share.js';
 import { FineTunePanel, tuneState } from './tune.js';
@@ -17,8 +18,14 @@ const status = { root: $('status'), text: $('status-text'), progress: $('status-
 
 /** The page's state, also read by the browser tests. */
 const app = {
-  engine: null,
-  backend: null,
+  /** The engines (see network.js); `app.engine` and `app.backend` are the answering one's. */
+  network: null,
+  get engine() {
+    return this.network?.active?.engine ?? null;
+  },
+  get backend() {
+    return this.network?.active?.backend ?? null;
+  },
   slots: [],
   query: null,
   verify: [],
@@ -47,7 +54,8 @@ function setStatus(text, { ready = false, error = false } = {}) {
 
 function describeBackend() {
   const { kind, detail } = app.backend;
-  return kind === 'webgpu' ? `WebGPU · ${detail}` : `CPU · ${detail}`;
+  const where = kind === 'webgpu' ? `WebGPU · ${detail}` : 'CPU';
+  return app.network.note ? `${where} (${app.network.note})` : where;
 }
 
 /** A friendlier text for errors the engine reports about a drawing. */
@@ -166,7 +174,7 @@ async function embedPad(pad) {
   if (pad.isEmpty || !app.engine) return null;
   const { points, lengths } = pad.strokeData();
   try {
-    const embedding = await serial(() => app.engine.embedStrokes(points, lengths));
+    const embedding = await serial(() => app.network.run((engine) => engine.embedStrokes(points, lengths)));
     pad.setMessage('');
     return embedding;
   } catch (error) {
@@ -218,7 +226,7 @@ async function refreshScores(started = performance.now()) {
   supports.forEach((s, i) => flat.set(s.embedding, i * width));
   let scores;
   try {
-    scores = await serial(() => app.engine.scores(query.embedding, flat));
+    scores = await serial(() => app.network.run((engine) => engine.scores(query.embedding, flat)));
   } catch (error) {
     verdict.textContent = String(error?.message ?? error);
     verdict.classList.add('error');
@@ -250,7 +258,7 @@ async function verifyPair() {
     return;
   }
   try {
-    const [p] = await serial(() => app.engine.scores(a, b));
+    const [p] = await serial(() => app.network.run((engine) => engine.scores(a, b)));
     app.lastVerify = p;
     const verdict = Object.assign(document.createElement('strong'), { textContent: p >= 0.5 ? 'Same character' : 'Different characters' });
     verdict.style.color = p >= 0.5 ? '' : 'var(--bad)';
@@ -263,7 +271,7 @@ async function verifyPair() {
 
 // ---- the network ---------------------------------------------------------------------------
 
-/** Loads an engine (shipped weights, or bytes) and re-embeds every drawing with it. */
+/** Switches the network to a weights file (null: the shipped one) and re-embeds every drawing. */
 function useWeights(bytes, source) {
   app.loading = loadWeights(bytes, source);
   return app.loading;
@@ -272,21 +280,25 @@ function useWeights(bytes, source) {
 async function loadWeights(bytes, source) {
   const message = $('model-message');
   try {
-    const { engine, backend } = await createEngine(bytes);
-    await serial(() => {});
-    app.engine?.free();
-    app.engine = engine;
-    app.backend = backend;
+    const weights = bytes ?? (await shippedWeights());
+    // Calls already queued finish on the old engine first.
+    const switched = await serial(() => app.network.load(weights));
+    if (!switched) return; // a later load won
     app.weightsSource = source;
     message.textContent = `Using ${source}.`;
     message.classList.remove('error');
-    setStatus(`Ready · ${describeBackend()}`, { ready: true });
-    await Promise.all([...allDrawings().map(embedDrawing), embedQuery(), verifyPair()]);
+    await reembed();
   } catch (error) {
     app.lastError = String(error?.message ?? error);
     message.textContent = `Could not load ${source}: ${app.lastError}`;
-    if (!app.engine) setStatus(`Could not start: ${app.lastError}`, { error: true });
+    message.classList.add('error');
   }
+}
+
+/** Embeds every drawing again (new weights, or another engine) and refreshes the scores. */
+async function reembed() {
+  setStatus(`Ready · ${describeBackend()}`, { ready: true });
+  await Promise.all([...allDrawings().map(embedDrawing), embedQuery(), verifyPair()]);
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -321,13 +333,15 @@ function setUp() {
   });
   $('weights-reset').addEventListener('click', () => useWeights(null, 'the shipped weights'));
   $('weights-download').addEventListener('click', () => {
+    if (!app.network?.weights) return;
     const name = app.weightsSource.startsWith('fine-tuned') ? 'oneshot-web-finetuned.osw' : 'oneshot-web.osw';
-    download(name, app.engine.weights(), 'application/octet-stream');
+    download(name, app.network.weights, 'application/octet-stream');
   });
   app.finetune = new FineTunePanel({
-    module: () => wasmModule(),
+    module: () => wasmModule(app.network.active.flavour),
+    flavour: () => app.network.active.flavour,
     useGpu: () => app.backend?.kind === 'webgpu',
-    weights: () => app.engine.weights(),
+    weights: () => app.network.weights,
     drawings: () => {
       const drawn = app.slots.map((slot) => slot.drawings.filter((d) => !d.pad.isEmpty));
       const classes = drawn.filter((d) => d.length);
@@ -356,12 +370,28 @@ async function start() {
   setUp();
   const loadStarted = performance.now();
   setStatus('Downloading the network…');
-  await loadModule((fraction) => {
+  app.network = new Network({ onSwitch: () => reembed() });
+  await app.network.start((fraction) => {
     status.progress.value = fraction;
   });
-  setStatus('Starting the network…');
-  await useWeights(null, 'the shipped weights');
+  app.weightsSource = 'the shipped weights';
+  $('model-message').textContent = `Using ${app.weightsSource}.`;
+  await reembed();
   app.startupMs = performance.now() - loadStarted;
+  registerServiceWorker();
+  // WebGPU, where there is an adapter, arrives in the background.
+  app.upgraded = app.network.upgrade().then((switched) => {
+    if (!switched) setStatus(`Ready · ${describeBackend()}`, { ready: true });
+    return switched;
+  });
+}
+
+/** Caches the site for offline use after this visit (not on file:// or without support). */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator) || location.protocol === 'file:') return;
+  navigator.serviceWorker.register('sw.js').catch((error) => {
+    console.warn(`offline use unavailable: ${error.message}`);
+  });
 }
 
 app.ready = start().catch((error) => {

@@ -126,6 +126,7 @@ export class DrawingPad {
       DrawingPad.active?.root.classList.remove('active');
       DrawingPad.active = this;
       this.root.classList.add('active');
+      this.lastPointerType = event.pointerType;
       active = [point(event)];
       this.strokes.push(active);
       this.#redraw();

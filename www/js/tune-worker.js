@@ -2,11 +2,12 @@
 // the page uses it, else on the CPU), trains it on the drawings it is sent, reports the loss of
 // every step and sends back the weights file. Cancelling terminates the worker.
 
-import init, { Engine } from '../pkg/oneshot.js';
-
 self.onmessage = async ({ data }) => {
   try {
-    await init({ module_or_path: data.module });
+    // The build the page runs (cpu or gpu), compiled by the page and posted here.
+    const glue = await import(`../pkg/${data.flavour === 'gpu' ? 'gpu' : 'cpu'}/oneshot.js`);
+    await glue.default({ module_or_path: data.module });
+    const { Engine } = glue;
     const engine = await Engine.create(data.useGpu, data.weights);
     self.postMessage({ type: 'backend', backend: engine.backend() });
     const run = engine.fineTuneStrokes(data.scope, data.classes, data.strokes, data.lengths, data.points);

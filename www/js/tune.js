@@ -88,7 +88,7 @@ export class FineTunePanel {
       tuneState.error = event.message || 'the worker failed to start';
       this.cancel(`Fine-tuning failed: ${tuneState.error}`, true);
     };
-    const message = { module, useGpu: this.hooks.useGpu(), weights: this.hooks.weights(), scope, steps, classes: Uint32Array.from(labels), ...payload };
+    const message = { module, flavour: this.hooks.flavour(), useGpu: this.hooks.useGpu(), weights: this.hooks.weights(), scope, steps, classes: Uint32Array.from(labels), ...payload };
     worker.postMessage(message, [payload.points.buffer, payload.lengths.buffer, payload.strokes.buffer]);
     return finished;
   }

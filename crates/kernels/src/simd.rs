@@ -5,6 +5,10 @@
 //! by itself), SSE intrinsics on x86-64 (plain arrays made the Winograd transforms twice as
 //! slow), and plain arrays elsewhere.
 
+// `add`, `sub`, `mul` are lane-wise intrinsics called as methods in long chains; operator
+// traits would need imports at every use and hide which instruction runs.
+#![allow(clippy::should_implement_trait)]
+
 /// Four `f32` lanes.
 #[derive(Clone, Copy)]
 pub struct F32x4(
@@ -163,6 +167,7 @@ pub fn has_avx2() -> bool {
 /// `#[inline(always)]`, so its loops are compiled again inside `$wide` for the wider registers
 /// (a `#[target_feature]` wrapper around a closure does not inline the closure). Call it through
 /// [`with_avx2!`].
+#[cfg(not(target_arch = "wasm32"))]
 macro_rules! avx2_variant {
     ($wide:ident = $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?) => {
         #[cfg(target_arch = "x86_64")]
@@ -174,6 +179,7 @@ macro_rules! avx2_variant {
 }
 
 /// `self.$name(args)`, through its [`avx2_variant!`] `$wide` where the CPU has AVX2 and FMA.
+#[cfg(not(target_arch = "wasm32"))]
 macro_rules! with_avx2 {
     ($self:ident.$name:ident / $wide:ident($($arg:expr),* $(,)?)) => {{
         #[cfg(target_arch = "x86_64")]

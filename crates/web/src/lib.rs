@@ -5,6 +5,7 @@
 //! panics in the browser). Every fallible call returns a `JsError` with a readable message, and
 //! a panic hook reports any bug to the console instead of dying silently.
 
+#[cfg(feature = "webgpu")]
 use std::cell::RefCell;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -18,9 +19,7 @@ use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot_core::strokes::{Pen, Strokes};
 use oneshot_core::weights;
 
-/// The shipped weights of the `web` preset.
-static DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../../weights/web.osw");
-
+#[cfg(feature = "webgpu")]
 thread_local! {
     /// WebGPU can be initialised once per page; later engines reuse the device (or the reason
     /// it could not be had).
@@ -52,18 +51,10 @@ pub struct Engine {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Loads `weights` (or the shipped ones when `None`) onto WebGPU when `use_gpu` is true and
-    /// an adapter is available, otherwise onto Burn's CPU backend.
-    pub async fn create(use_gpu: bool, weights: Option<Vec<u8>>) -> Result<Engine, JsError> {
-        let (device, backend) = if use_gpu {
-            match gpu_device().await {
-                Ok((device, adapter)) => (device, BackendInfo { kind: "webgpu", detail: adapter }),
-                Err(reason) => (Device::flex(), BackendInfo { kind: "cpu", detail: reason }),
-            }
-        } else {
-            (Device::flex(), BackendInfo { kind: "cpu", detail: "WebGPU not requested".into() })
-        };
-        let weights = weights.unwrap_or_else(|| DEFAULT_WEIGHTS.to_vec());
+    /// Loads a weights file onto WebGPU when `use_gpu` is true, this build has WebGPU and an
+    /// adapter is available, otherwise onto the CPU (the project's kernels in WebAssembly).
+    pub async fn create(use_gpu: bool, weights: Vec<u8>) -> Result<Engine, JsError> {
+        let (device, backend) = choose_device(use_gpu).await;
         let expected: SiameseConfig = Preset::Web.config();
         let (config, model) = weights::from_bytes(&weights, Some(&expected), &device).map_err(js_error)?;
         let recognizer = Recognizer::new(model, config, device).with_views(DEFAULT_VIEWS);
@@ -300,7 +291,25 @@ async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, JsError> {
     data.try_to_vec::<f32>().map_err(|e| JsError::new(&format!("unexpected result type: {e:?}")))
 }
 
+/// The device to run on, and why.
+async fn choose_device(use_gpu: bool) -> (Device, BackendInfo) {
+    if !use_gpu {
+        return (Device::flex(), BackendInfo { kind: "cpu", detail: "WebGPU not requested".into() });
+    }
+    match gpu_device().await {
+        Ok((device, adapter)) => (device, BackendInfo { kind: "webgpu", detail: adapter }),
+        Err(reason) => (Device::flex(), BackendInfo { kind: "cpu", detail: reason }),
+    }
+}
+
+/// The CPU build has no WebGPU.
+#[cfg(not(feature = "webgpu"))]
+async fn gpu_device() -> Result<(Device, String), String> {
+    Err("this build runs on the CPU only".into())
+}
+
 /// The page-wide WebGPU device and its adapter's name, initialised on first use.
+#[cfg(feature = "webgpu")]
 async fn gpu_device() -> Result<(Device, String), String> {
     if let Some(known) = GPU.with(|gpu| gpu.borrow().clone()) {
         return known;
@@ -318,6 +327,7 @@ async fn gpu_device() -> Result<(Device, String), String> {
 }
 
 /// Burn's adapter errors list every graphics API it did not try; a person needs the gist.
+#[cfg(feature = "webgpu")]
 fn short_reason(error: &str) -> String {
     let lower = error.to_lowercase();
     if lower.contains("no adapter") || lower.contains("no suitable") {
