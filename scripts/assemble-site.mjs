@@ -1,7 +1,7 @@
 // Lays out site/ from www/, pkg/ (scripts/build-web) and weights/web.osw:
 //
 //   site/index.html, bench.html          the pages, pointing at one content-hashed folder
-//   site/app-HASH/                       scripts, styles, both wasm builds (pkg/cpu, pkg/gpu)
+//   site/app-HASH/                       scripts, styles, the wasm builds (pkg/lite, pkg/cpu, pkg/gpu)
 //   site/weights/web-HASH.osw            the shipped weights, fetched once and cached
 //   site/sw.js                           the service worker: the page works offline after a visit
 //   site/ort/                            onnxruntime-web, for bench.html only
@@ -31,7 +31,7 @@ function hash(parts) {
   return h.digest('hex').slice(0, 12);
 }
 
-// The app folder: www's scripts and styles and both wasm builds.
+// The app folder: www's scripts and styles and the wasm builds.
 const www = join(root, 'www');
 const appSources = [
   ...['js', 'style.css', 'icon.svg'].flatMap((entry) => {
@@ -78,13 +78,13 @@ page('index.html', { withCsp: true });
 // The benchmark page loads onnxruntime-web, whose wasm glue needs more than the main page allows.
 page('bench.html', { withCsp: false });
 
-// The service worker, versioned by the app folder. It precaches what the CPU path of the main
-// page needs; the WebGPU build is cached when a page first fetches it.
+// The service worker, versioned by the app folder. It precaches what the main page needs to
+// score (the lite build); the fine-tuning and WebGPU builds are cached when first fetched.
 const precache = [
   './',
   'index.html',
   weightsName,
-  ...files(join(site, app)).filter((f) => !f.startsWith('pkg/gpu/') && f !== 'js/bench.js').map((f) => `${app}/${f}`),
+  ...files(join(site, app)).filter((f) => !/^pkg\/(cpu|gpu)\//.test(f) && f !== 'js/bench.js').map((f) => `${app}/${f}`),
 ];
 const worker = readFileSync(join(www, 'sw.js'), 'utf8')
   .replace("'__VERSION__'", JSON.stringify(app))
@@ -102,7 +102,5 @@ if (existsSync(ort)) {
 
 const size = (path) => statSync(path).size;
 const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;
-console.log(
-  `site/ is ready: ${app}; cpu wasm ${kb(size(join(site, app, 'pkg/cpu/oneshot_bg.wasm')))}, ` +
-    `gpu wasm ${kb(size(join(site, app, 'pkg/gpu/oneshot_bg.wasm')))}, weights ${kb(weightsBytes.length)}`,
-);
+const builds = ['lite', 'cpu', 'gpu'].map((f) => `${f} ${kb(size(join(site, app, `pkg/${f}/oneshot_bg.wasm`)))}`);
+console.log(`site/ is ready: ${app}; wasm ${builds.join(', ')}; weights ${kb(weightsBytes.length)}`);

@@ -11,10 +11,11 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use oneshot_core::model::{Preset, Siamese, SiameseConfig};
-use oneshot_core::objective::{episode_loss, image_batch, pair_loss};
+use oneshot_core::architecture::{Preset, SiameseConfig};
 use oneshot_core::preprocess::{InkImage, Preprocessor};
-use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_model::Siamese;
+use oneshot_model::objective::{episode_loss, image_batch, pair_loss};
+use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
 
 /// Spread of repeated timings, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -248,6 +249,7 @@ pub fn markdown(preset: &str, rows: &[BenchRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oneshot_model::BuildNetwork;
 
     #[test]
     fn one_repetition_of_everything_runs() {

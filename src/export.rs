@@ -15,10 +15,11 @@ use burn::tensor::{Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::bench::Workload;
-use oneshot_core::model::{Siamese, SiameseConfig};
-use oneshot_core::objective::image_batch;
-use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
-use oneshot_core::weights::{self, WeightsError};
+use oneshot_core::architecture::SiameseConfig;
+use oneshot_model::Siamese;
+use oneshot_model::objective::image_batch;
+use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_model::weights::{self, WeightsError};
 
 /// File of the network's tensors, named by their module path (`twin.stages.0.conv.weight`).
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
@@ -207,7 +208,8 @@ pub fn export(dir: &Path, model: &Siamese, config: &SiameseConfig) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oneshot_core::model::Preset;
+    use oneshot_core::architecture::Preset;
+    use oneshot_model::BuildNetwork;
 
     #[test]
     fn tensors_are_named_by_module_path_with_their_shapes() {

@@ -117,7 +117,7 @@ fn koch_preset_trains() {
     assert!(run.status.success(), "{}", text(&run.stderr));
     let bytes = std::fs::read(out.join("best.osw")).unwrap();
     let config = oneshot_core::weights::read_config(&bytes).unwrap();
-    assert_eq!(config, oneshot_core::model::Preset::Koch.config());
+    assert_eq!(config, oneshot_core::architecture::Preset::Koch.config());
 }
 
 /// Asserts that a run failed and said each of `needles` on stderr.

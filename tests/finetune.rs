@@ -5,12 +5,12 @@ mod common;
 
 use burn::tensor::Device;
 use oneshot::eval::{OneShotClassifier, evaluate_tasks};
-use oneshot_core::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, FineTuner};
-use oneshot_core::model::Preset;
+use oneshot_core::architecture::Preset;
 use oneshot_core::preprocess::InkImage;
-use oneshot_core::recognize::Recognizer;
-use oneshot_core::weights;
 use oneshot_data::Split;
+use oneshot_model::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, FineTuner};
+use oneshot_model::recognize::Recognizer;
+use oneshot_model::weights;
 
 const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");
 /// Drawers whose drawings the "user" supplies; the rest are held out as queries.

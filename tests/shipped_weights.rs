@@ -5,10 +5,10 @@ mod common;
 
 use burn::tensor::Device;
 use oneshot::eval::evaluate_runs;
-use oneshot_core::model::Preset;
-use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
-use oneshot_core::weights;
+use oneshot_core::architecture::Preset;
 use oneshot_data::{Archive, load_runs};
+use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_model::weights;
 
 /// The page embeds exactly this file.
 const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use oneshot::bench;
-use oneshot_core::model::{Preset, Siamese, SiameseConfig};
-use oneshot_core::weights;
+use oneshot_core::architecture::{Preset, SiameseConfig};
+use oneshot_model::weights;
+use oneshot_model::{BuildNetwork, Siamese};
 
 use super::AnyError;
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
-use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
-use oneshot_core::weights;
 use oneshot_data::{self as data, Archive, DataSet, Split, TaskSampler};
+use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_model::weights;
 
 use super::AnyError;
 

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use oneshot_core::preprocess::InkImage;
-use oneshot_core::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot_core::strokes::{Pen, Strokes};
-use oneshot_core::weights;
+use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
+use oneshot_model::weights;
 
 use super::AnyError;
 

@@ -3,8 +3,8 @@
 //! tasks given as human pen strokes painted at several sizes.
 
 use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
-use oneshot_core::recognize::Recognizer;
 use oneshot_data::{OneShotRun, Task};
+use oneshot_model::recognize::Recognizer;
 
 pub mod strokes;
 

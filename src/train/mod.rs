@@ -21,11 +21,11 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use oneshot_core::model::Siamese;
-use oneshot_core::objective::{episode_loss, image_batch, pair_loss};
 use oneshot_core::preprocess::{DistortionConfig, Preprocessor};
-use oneshot_core::recognize::Recognizer;
 use oneshot_data::{Alphabet, DataSet, Split, Task, TaskSampler};
+use oneshot_model::Siamese;
+use oneshot_model::objective::{episode_loss, image_batch, pair_loss};
+use oneshot_model::recognize::Recognizer;
 
 use run::Checkpoint;
 use sampling::step_rng;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use oneshot_core::model::{Preset, SiameseConfig};
+use oneshot_core::architecture::{Preset, SiameseConfig};
 use oneshot_core::preprocess::Symmetry;
 use rand::RngExt;
 use rand::rngs::StdRng;

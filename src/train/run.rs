@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::{Bytes, Device};
-use oneshot_core::model::{Siamese, SiameseConfig};
-use oneshot_core::weights::{self, Encoding};
+use oneshot_core::architecture::SiameseConfig;
+use oneshot_model::BuildNetwork;
+use oneshot_model::Siamese;
+use oneshot_model::weights::{self, Encoding};
 use serde::{Deserialize, Serialize};
 
 use super::error::TrainError;

@@ -1,14 +1,15 @@
 // The network's engines and how the page gets them.
 //
-// The page starts on the small CPU build (the project's kernels in WebAssembly) and scores at
-// once. Where the browser has a WebGPU adapter, the WebGPU build is fetched in the background,
-// warmed up (its first pass compiles the shaders) and switched to. The CPU engine stays loaded:
-// if the GPU device is lost, or a call traps, the page falls back to it (a trapped instance is
-// replaced by a fresh one) instead of going dark. `?backend=cpu` keeps the page on the CPU.
+// Three builds of the same Rust code: `lite`, the small Burn-free CPU build the page starts and
+// scores with at once; `gpu`, Burn on WebGPU, fetched in the background where the browser has an
+// adapter, warmed up (its first pass compiles the shaders) and switched to; `cpu`, Burn on the
+// CPU, fetched only to fine-tune without a GPU. The lite engine stays loaded: if the GPU device
+// is lost, or a call traps, the page falls back to it (a trapped instance is replaced by a fresh
+// one) instead of going dark. `?backend=cpu` keeps the page on the CPU.
 
 import { WEIGHTS_PATH } from './build.js';
 
-const FLAVOURS = { cpu: '../pkg/cpu/', gpu: '../pkg/gpu/' };
+const FLAVOURS = { lite: '../pkg/lite/', cpu: '../pkg/cpu/', gpu: '../pkg/gpu/' };
 
 /** Fetches bytes, reporting progress as a fraction in 0..1. */
 async function fetchWithProgress(url, onProgress = () => {}) {
@@ -39,7 +40,7 @@ const compiled = {};
 let shipped = null;
 let instances = 0;
 
-/** The compiled wasm of a flavour (`cpu` or `gpu`), downloaded once; workers reuse it. */
+/** The compiled wasm of a flavour (`lite`, `cpu` or `gpu`), downloaded once; workers reuse it. */
 export function wasmModule(flavour, onProgress) {
   compiled[flavour] ??= fetchWithProgress(new URL(`${FLAVOURS[flavour]}oneshot_bg.wasm`, import.meta.url), onProgress).then((bytes) =>
     WebAssembly.compile(bytes),

@@ -338,8 +338,9 @@ function setUp() {
     download(name, app.network.weights, 'application/octet-stream');
   });
   app.finetune = new FineTunePanel({
-    module: () => wasmModule(app.network.active.flavour),
-    flavour: () => app.network.active.flavour,
+    // Fine-tuning needs Burn: the WebGPU build where the page runs on it, else the CPU one.
+    module: () => wasmModule(app.network.active.flavour === 'gpu' ? 'gpu' : 'cpu'),
+    flavour: () => (app.network.active.flavour === 'gpu' ? 'gpu' : 'cpu'),
     useGpu: () => app.backend?.kind === 'webgpu',
     weights: () => app.network.weights,
     drawings: () => {

@@ -34,10 +34,10 @@ export class Network {
     return this.gpu ?? this.cpu;
   }
 
-  /** Starts the CPU engine on the shipped weights. */
+  /** Starts the CPU engine (the lite build) on the shipped weights. */
   async start(onProgress) {
-    const [weights] = await Promise.all([shippedWeights(), wasmModule('cpu', onProgress)]);
-    this.cpu = await createEngine('cpu', weights);
+    const [weights] = await Promise.all([shippedWeights(), wasmModule('lite', onProgress)]);
+    this.cpu = await createEngine('lite', weights);
     this.weights = weights;
     this.note = gpuAbsenceReason() ?? '';
   }
@@ -103,7 +103,7 @@ export class Network {
    */
   async load(weights) {
     const generation = ++this.generation;
-    const cpu = await createEngine('cpu', weights);
+    const cpu = await createEngine('lite', weights);
     let gpu = null;
     if (this.gpu) {
       try {

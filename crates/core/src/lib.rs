@@ -1,14 +1,13 @@
-//! The one-shot recognizer itself, the same code natively and in the page (WebAssembly):
+//! The one-shot recognizer without Burn: what a drawing or picture becomes before the network,
+//! the network's architecture, its weights files, and recognition on the CPU through the
+//! project's kernels. The same code natively and in the page's first, small WebAssembly build.
 //!
 //! [`preprocess`] and [`strokes`] (any picture or pen trajectory → the network's input)
-//! → [`model`] (the Siamese network; natively its training passes run on the project's CPU
-//! kernels) → [`objective`] (losses) → [`weights`] (files) → [`recognize`] (embedding and
-//! scoring; on the CPU through `oneshot_kernels`) → [`finetune`] (a few steps on a user's own
-//! drawings).
+//! → [`architecture`] (the Siamese network's layers) → [`weights`] (files: format, checks)
+//! → [`recognize`] (embedding and scoring on the CPU). Training, and running on a GPU, are
+//! `oneshot-model`'s, with Burn.
 
-pub mod finetune;
-pub mod model;
-pub mod objective;
+pub mod architecture;
 pub mod preprocess;
 pub mod recognize;
 pub mod strokes;

@@ -1,49 +1,87 @@
-//! One-shot recognition with a trained network: embed drawings once, score queries against them.
+//! Recognition on the CPU, without Burn: a weights file's network with its batch norms folded
+//! into its convolutions, run by the project's kernels ([`Embedder`]), and the weighted-L1 head.
+//! This is what the page answers with first (a small WebAssembly build), what `eval` measures,
+//! and, natively, how every CPU embedding is made.
 
-use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use oneshot_kernels::{ConvValues, DenseValues, Embedder};
 
-use oneshot_kernels::Embedder;
-
-use crate::model::{Siamese, SiameseConfig};
-use crate::objective::image_batch;
+use crate::architecture::SiameseConfig;
 use crate::preprocess::{Distortion, InkImage, PreprocessError, Preprocessor};
+use crate::weights::{self, TensorValues, WeightsError};
 
 /// Views per picture in the shipped recognizer (the page and `eval`'s default): the mean
 /// embedding of 8 fixed mild distortions. Chosen on the validation alphabets: 65.0 % with one
 /// view, 68.8 % with 8 (500 random 20-way tasks, an early checkpoint).
 pub const DEFAULT_VIEWS: usize = 8;
 
-/// Images embedded per forward pass, to bound memory on large evaluations.
-const EMBED_CHUNK: usize = 256;
+/// Burn's batch-norm ε (`BatchNormConfig`'s default), which the networks are trained with.
+pub const BATCH_NORM_EPSILON: f32 = 1e-5;
 
-/// A trained network in inference mode, with the preprocessing its input size needs.
+/// A trained network on the CPU, with the preprocessing its input size needs.
 #[derive(Debug, Clone)]
-pub struct Recognizer {
-    model: Siamese,
-    /// The same network with its batch norms folded away: what inference runs on a GPU (and
-    /// the scoring head everywhere).
-    folded: Siamese,
-    /// On the CPU backend, the folded twin as hand-written kernels, which embed in a fraction
-    /// of the time Burn's generic CPU convolution takes.
-    cpu_embedder: Option<Embedder>,
+pub struct CpuRecognizer {
     config: SiameseConfig,
+    embedder: Embedder,
+    head_weight: Vec<f32>,
+    head_bias: f32,
     preprocessor: Preprocessor,
     views: Vec<Distortion>,
-    device: Device,
 }
 
-impl Recognizer {
-    /// Wraps a network (switched to inference mode) built from `config`.
-    pub fn new(model: Siamese, config: SiameseConfig, device: Device) -> Self {
-        let preprocessor = Preprocessor::new(config.input_size);
-        let model = model.valid();
-        let folded = model.folded();
-        let cpu_embedder = (device == Device::flex())
-            .then(|| folded.twin_values())
-            .flatten()
-            .map(|(convs, dense)| Embedder::new(&config.net_shape(), convs, dense));
-        Self { model, folded, cpu_embedder, config, preprocessor, views: vec![Distortion::NONE], device }
+impl CpuRecognizer {
+    /// The network of a weights file; with `expected`, a file of another architecture is
+    /// refused.
+    pub fn from_bytes(bytes: &[u8], expected: Option<&SiameseConfig>) -> Result<Self, WeightsError> {
+        let file = weights::read(bytes)?;
+        weights::check_expected(&file.config, expected)?;
+        Self::new(file.config, &file.tensors)
+    }
+
+    /// The network of `config` with `tensors` in its visiting order (per stage: convolution
+    /// weight and bias, then batch norm γ, β, running mean and variance; then the dense
+    /// embedding's weight and bias, then the head's). One view per picture.
+    pub fn new(config: SiameseConfig, tensors: &[TensorValues]) -> Result<Self, WeightsError> {
+        let mut tensors = Layout { tensors: tensors.iter(), index: 0 };
+        let mut convs = Vec::with_capacity(config.stages.len());
+        let mut in_channels = 1;
+        for stage in &config.stages {
+            let (out, k) = (stage.channels, stage.kernel);
+            let mut weight = tensors.next(&[out, in_channels, k, k])?;
+            let mut bias = tensors.next(&[out])?;
+            if config.batch_norm {
+                let [gamma, beta, mean, variance] = [(); 4].map(|_| tensors.next(&[out]));
+                let (gamma, beta, mean, variance) = (gamma?, beta?, mean?, variance?);
+                // In inference a batch norm is the affine map γ (x − μ) / √(σ² + ε) + β.
+                for o in 0..out {
+                    let scale = gamma[o] / (variance[o] + BATCH_NORM_EPSILON).sqrt();
+                    weight[o * in_channels * k * k..(o + 1) * in_channels * k * k]
+                        .iter_mut()
+                        .for_each(|w| *w *= scale);
+                    bias[o] = (bias[o] - mean[o]) * scale + beta[o];
+                }
+            }
+            convs.push(ConvValues { weight, bias });
+            in_channels = out;
+        }
+        let side = config
+            .feature_size()
+            .ok_or_else(|| WeightsError::Architecture("the stages shrink the input to nothing".into()))?;
+        let flat = in_channels * side * side;
+        let embed = DenseValues {
+            weight: tensors.next(&[flat, config.embedding])?,
+            bias: tensors.next(&[config.embedding])?,
+        };
+        let head_weight = tensors.next(&[config.embedding, 1])?;
+        let head_bias = tensors.next(&[1])?[0];
+        tensors.finish()?;
+        Ok(Self {
+            embedder: Embedder::new(&config.net_shape(), convs, embed),
+            preprocessor: Preprocessor::new(config.input_size),
+            views: vec![Distortion::NONE],
+            head_weight,
+            head_bias,
+            config,
+        })
     }
 
     /// Embeds every picture as the mean embedding of `n` fixed views (test-time augmentation,
@@ -51,11 +89,6 @@ impl Recognizer {
     pub fn with_views(mut self, n: usize) -> Self {
         self.views = Distortion::views(n, self.preprocessor.size());
         self
-    }
-
-    /// The network (in inference mode), as loaded: to fine-tune or save.
-    pub fn model(&self) -> &Siamese {
-        &self.model
     }
 
     /// The architecture.
@@ -73,18 +106,9 @@ impl Recognizer {
         self.preprocessor
     }
 
-    /// The device the network runs on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// Embeds pictures: `[n, embedding]`.
-    pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
-        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
-        for image in images {
-            inputs.extend(self.render_views(image)?);
-        }
-        Ok(self.embed_views(&inputs))
+    /// Width of an embedding.
+    pub fn embedding_width(&self) -> usize {
+        self.config.embedding
     }
 
     /// What the network sees of a picture: one preprocessed input (`size²` values) per view.
@@ -92,34 +116,93 @@ impl Recognizer {
         self.views.iter().map(|view| self.preprocessor.render_distorted(image, view)).collect()
     }
 
+    /// Embeds pictures: `images.len() × embedding_width()` values.
+    pub fn embed(&self, images: &[&InkImage]) -> Result<Vec<f32>, PreprocessError> {
+        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
+        for image in images {
+            inputs.extend(self.render_views(image)?);
+        }
+        Ok(self.embed_views(&inputs))
+    }
+
     /// Embeds pictures given as their [`render_views`](Self::render_views), concatenated
-    /// (`views()` inputs per picture): `[n, embedding]`, each the mean over its views.
-    pub fn embed_views(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
-        let views = self.views.len();
-        let pictures = inputs.len() / views;
+    /// (`views()` inputs per picture), each the mean embedding of its views.
+    ///
+    /// # Panics
+    /// If an input does not have `size²` values.
+    pub fn embed_views(&self, inputs: &[Vec<f32>]) -> Vec<f32> {
+        let (views, width) = (self.views.len(), self.embedding_width());
         let embeddings = self.embed_preprocessed(inputs);
         if views == 1 {
             return embeddings;
         }
-        let [_, width] = embeddings.dims();
-        embeddings.reshape([pictures, views, width]).mean_dim(1).reshape([pictures, width])
+        embeddings
+            .chunks(views * width)
+            .flat_map(|picture| {
+                (0..width).map(move |j| picture.chunks(width).map(|view| view[j]).sum::<f32>() / views as f32)
+            })
+            .collect()
     }
 
     /// Embeds already preprocessed inputs (`size²` values each), one embedding per input.
-    pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
-        if let Some(embedder) = &self.cpu_embedder {
-            let shape = [inputs.len(), embedder.embedding()];
-            return Tensor::from_data(TensorData::new(embedder.embed(inputs), shape), &self.device);
-        }
-        let chunks: Vec<Tensor<2>> = inputs
-            .chunks(EMBED_CHUNK)
-            .map(|chunk| self.folded.embed(image_batch(chunk, self.preprocessor.size(), &self.device)))
-            .collect();
-        Tensor::cat(chunks, 0)
+    ///
+    /// # Panics
+    /// If an input does not have `size²` values.
+    pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Vec<f32> {
+        self.embedder.embed(inputs)
     }
 
-    /// Same-character probabilities of every query against every support: `[q, s]`.
-    pub fn scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
-        self.folded.cross_scores(queries, supports)
+    /// Same-character probabilities of every query against every support (embeddings back to
+    /// back): `queries × supports` values, row by query. A trailing partial embedding is ignored.
+    pub fn scores(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
+        let width = self.embedding_width();
+        queries
+            .chunks_exact(width)
+            .flat_map(|q| {
+                supports.chunks_exact(width).map(move |s| {
+                    let logit = q
+                        .iter()
+                        .zip(s)
+                        .zip(&self.head_weight)
+                        .map(|((a, b), w)| w * (a - b).abs())
+                        .sum::<f32>()
+                        + self.head_bias;
+                    1.0 / (1.0 + (-logit).exp())
+                })
+            })
+            .collect()
+    }
+}
+
+/// The file's tensors taken in the network's order, each checked against the shape it must have.
+struct Layout<'a> {
+    tensors: std::slice::Iter<'a, TensorValues>,
+    index: usize,
+}
+
+impl Layout<'_> {
+    fn next(&mut self, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
+        let index = self.index;
+        self.index += 1;
+        match self.tensors.next() {
+            Some(tensor) if tensor.shape == shape => Ok(tensor.values.clone()),
+            Some(tensor) => Err(WeightsError::Tensors(format!(
+                "tensor {index} has shape {:?}, the architecture needs {shape:?}",
+                tensor.shape
+            ))),
+            None => Err(WeightsError::Tensors(format!(
+                "the file ends at tensor {index}, the architecture needs more"
+            ))),
+        }
+    }
+
+    fn finish(mut self) -> Result<(), WeightsError> {
+        match self.tensors.next() {
+            None => Ok(()),
+            Some(_) => Err(WeightsError::Tensors(format!(
+                "the file has tensors beyond the {} the architecture has",
+                self.index
+            ))),
+        }
     }
 }

@@ -3,8 +3,19 @@
 use serde::{Deserialize, Serialize};
 
 use super::WeightsError;
-use super::tensors::TensorValues;
-use crate::model::SiameseConfig;
+use crate::architecture::SiameseConfig;
+
+/// One tensor of a network: its parameter id, shape and values (row-major), in the network's
+/// visiting order within a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorValues {
+    /// Burn's parameter id.
+    pub id: u64,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The values, row-major.
+    pub values: Vec<f32>,
+}
 
 const MAGIC: &[u8; 8] = b"ONESHOTW";
 /// The format this version writes, and the newest it reads.
@@ -30,13 +41,13 @@ pub enum Encoding {
 
 /// One tensor's entry in the header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(super) struct TensorEntry {
+struct TensorEntry {
     /// Burn's parameter id (kept so an optimiser's state still matches after a reload).
-    pub id: u64,
+    id: u64,
     /// The tensor's shape.
-    pub shape: Vec<usize>,
+    shape: Vec<usize>,
     /// How its values are stored.
-    pub encoding: Encoding,
+    encoding: Encoding,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,13 +67,16 @@ fn format_1() -> u32 {
 }
 
 /// A checked file: its architecture and decoded tensors.
-pub(super) struct WeightsFile {
+#[derive(Clone, Debug)]
+pub struct WeightsFile {
+    /// The architecture.
     pub config: SiameseConfig,
+    /// Every tensor, in the network's visiting order.
     pub tensors: Vec<TensorValues>,
 }
 
 /// Encodes a file.
-pub(super) fn write(config: &SiameseConfig, tensors: &[TensorValues], encoding: Encoding) -> Vec<u8> {
+pub fn write(config: &SiameseConfig, tensors: &[TensorValues], encoding: Encoding) -> Vec<u8> {
     let mut payload = Vec::new();
     let mut entries = Vec::with_capacity(tensors.len());
     for tensor in tensors {
@@ -92,13 +106,12 @@ pub(super) fn write(config: &SiameseConfig, tensors: &[TensorValues], encoding: 
 }
 
 /// Whether `bytes` start like a file of format 1 (no `format` field in the header).
-#[cfg(not(target_arch = "wasm32"))]
-pub(super) fn is_format_1(bytes: &[u8]) -> bool {
+pub fn is_format_1(bytes: &[u8]) -> bool {
     split(bytes).is_ok_and(|(header, _)| header.format == 1)
 }
 
 /// Checks and decodes a file.
-pub(super) fn read(bytes: &[u8]) -> Result<WeightsFile, WeightsError> {
+pub fn read(bytes: &[u8]) -> Result<WeightsFile, WeightsError> {
     let (header, payload) = split(bytes)?;
     match header.format {
         1 => return Err(WeightsError::OldFormat),
@@ -173,7 +186,7 @@ fn split(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
 
 /// Refuses architectures this project could not build, or only with absurd memory: the
 /// network is built from the file's description before its tensors are checked against it.
-pub(super) fn check_architecture(config: &SiameseConfig) -> Result<(), WeightsError> {
+pub fn check_architecture(config: &SiameseConfig) -> Result<(), WeightsError> {
     let bad = |what: &str| Err(WeightsError::Architecture(what.into()));
     if !(1..=512).contains(&config.input_size) {
         return bad("the input side must be 1 to 512 pixels");

@@ -10,19 +10,18 @@
 //! The header says *which* architecture a file holds before a tensor is touched; the checksum
 //! turns a truncated or damaged download into a clear message instead of garbage weights; every
 //! size is checked before it is used, so no file can make the reader panic or allocate without
-//! bound; a file of a newer format is refused with a message that says so. Natively, files of
-//! format 1 (Burn's burnpack record, before December 2026) still load, for converting them.
+//! bound; a file of a newer format is refused with a message that says so. (Files of format 1,
+//! Burn's burnpack record before December 2026, are read natively by `oneshot-model`, to convert
+//! them.) This module has no Burn in it: the page's first, small build reads weights with it.
 
 mod format;
-#[cfg(not(target_arch = "wasm32"))]
-mod legacy;
-mod tensors;
 
-use burn::tensor::Device;
+use crate::architecture::SiameseConfig;
 
-use crate::model::{Siamese, SiameseConfig};
-
-pub use format::{Encoding, FORMAT_VERSION, MAX_HEADER_BYTES};
+pub use format::{
+    Encoding, FORMAT_VERSION, MAX_HEADER_BYTES, TensorValues, WeightsFile, check_architecture, is_format_1,
+    read, write,
+};
 
 /// Why weights could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +61,9 @@ pub enum WeightsError {
     #[error("the weights are for the {found:?} preset, but the {expected:?} preset was asked for")]
     WrongPreset {
         /// Preset in the file.
-        found: crate::model::Preset,
+        found: crate::architecture::Preset,
         /// Preset asked for.
-        expected: crate::model::Preset,
+        expected: crate::architecture::Preset,
     },
     /// The file's architecture differs from the one asked for (same preset name).
     #[error("the weights are for a different architecture: file has {found}, expected {expected}")]
@@ -91,54 +90,13 @@ pub enum WeightsError {
     },
 }
 
-/// Serialises a network and its architecture, tensors encoded as asked.
-///
-/// # Panics
-/// On a device that cannot read tensors back synchronously (WebGPU): use [`to_bytes_async`].
-pub fn to_bytes(model: &Siamese, config: &SiameseConfig, encoding: Encoding) -> Vec<u8> {
-    let tensors = tensors::collect(model)
-        .into_iter()
-        .map(|t| t.read().expect("a synchronous device reads its tensors back"))
-        .collect::<Vec<_>>();
-    format::write(config, &tensors, encoding)
-}
-
-/// Serialises a network that may live on WebGPU, where nothing can be read back synchronously:
-/// every tensor, running statistics included, is read back asynchronously, as `f32`.
-pub async fn to_bytes_async(model: &Siamese, config: &SiameseConfig) -> Result<Vec<u8>, WeightsError> {
-    let mut tensors = Vec::new();
-    for tensor in tensors::collect(model) {
-        tensors.push(tensor.read_async().await.map_err(WeightsError::Tensors)?);
-    }
-    Ok(format::write(config, &tensors, Encoding::F32))
-}
-
 /// Reads only the architecture of a weights file, checking its integrity.
 pub fn read_config(bytes: &[u8]) -> Result<SiameseConfig, WeightsError> {
-    format::read(bytes).map(|file| file.config)
+    read(bytes).map(|file| file.config)
 }
 
-/// Builds the network stored in `bytes` on `device`. With `expected`, a file of any other
-/// architecture is rejected, naming both.
-pub fn from_bytes(
-    bytes: &[u8],
-    expected: Option<&SiameseConfig>,
-    device: &Device,
-) -> Result<(SiameseConfig, Siamese), WeightsError> {
-    #[cfg(not(target_arch = "wasm32"))]
-    if format::is_format_1(bytes) {
-        let (config, payload) = legacy::split(bytes)?;
-        check_expected(&config, expected)?;
-        format::check_architecture(&config)?;
-        return legacy::load(config, payload, device);
-    }
-    let file = format::read(bytes)?;
-    check_expected(&file.config, expected)?;
-    let model = tensors::build(&file.config, &file.tensors, device)?;
-    Ok((file.config, model))
-}
-
-fn check_expected(config: &SiameseConfig, expected: Option<&SiameseConfig>) -> Result<(), WeightsError> {
+/// Refuses a file whose architecture is not `expected` (when given), naming both.
+pub fn check_expected(config: &SiameseConfig, expected: Option<&SiameseConfig>) -> Result<(), WeightsError> {
     match expected {
         Some(expected) if expected != config => {
             if expected.preset != config.preset {
@@ -149,35 +107,6 @@ fn check_expected(config: &SiameseConfig, expected: Option<&SiameseConfig>) -> R
         }
         _ => Ok(()),
     }
-}
-
-/// Writes a weights file atomically (a temporary file, then a rename), so a killed process
-/// never leaves a half-written file behind.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn save(
-    path: &std::path::Path,
-    model: &Siamese,
-    config: &SiameseConfig,
-    encoding: Encoding,
-) -> Result<(), WeightsError> {
-    let bytes = to_bytes(model, config, encoding);
-    crate::write_atomically(path, &bytes)
-        .map_err(|e| WeightsError::File { path: path.to_path_buf(), source: Box::new(e) })
-}
-
-/// Reads a weights file; see [`from_bytes`].
-#[cfg(not(target_arch = "wasm32"))]
-pub fn load(
-    path: &std::path::Path,
-    expected: Option<&SiameseConfig>,
-    device: &Device,
-) -> Result<(SiameseConfig, Siamese), WeightsError> {
-    let wrap = |source: Box<dyn std::error::Error + Send + Sync>| WeightsError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bytes = std::fs::read(path).map_err(|e| wrap(Box::new(e)))?;
-    from_bytes(&bytes, expected, device).map_err(|e| wrap(Box::new(e)))
 }
 
 #[cfg(test)]

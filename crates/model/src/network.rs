@@ -53,8 +53,8 @@ impl Twin {
     /// The convolutional stages: `[n, 1, size, size]` → `[n, channels, side, side]`.
     fn features(&self, images: Tensor<4>) -> Tensor<4> {
         #[cfg(not(target_arch = "wasm32"))]
-        if super::cpu_training::applies(&self.stages, &images) {
-            return super::cpu_training::features(&self.stages, images);
+        if crate::cpu_training::applies(&self.stages, &images) {
+            return crate::cpu_training::features(&self.stages, images);
         }
         self.stages.iter().fold(images, |x, stage| stage.forward(x))
     }

@@ -1,13 +1,11 @@
-//! Inference without batch norms: each norm, a fixed affine map per channel in inference mode,
-//! folded into its convolution; and the folded twin's values for the CPU kernels
-//! ([`oneshot_kernels::Embedder`]).
+//! Inference without batch norms on a Burn device (what the page runs on WebGPU): each norm, a
+//! fixed affine map per channel in inference mode, folded into its convolution. (The CPU path,
+//! `oneshot_core::recognize`, folds the same way from a weights file's values; the tests here
+//! hold the two to each other.)
 
 use burn::module::{Module, Param};
-use burn::tensor::Tensor;
-use oneshot_kernels::{ConvValues, DenseValues, NetShape, StageShape};
 
-use super::config::SiameseConfig;
-use super::network::{ConvStage, Siamese};
+use crate::network::{ConvStage, Siamese};
 
 impl ConvStage {
     /// The same function without the batch norm, which in inference mode is a fixed affine map
@@ -37,62 +35,17 @@ impl Siamese {
         model.twin.stages = model.twin.stages.into_iter().map(ConvStage::fold_norm).collect();
         model
     }
-
-    /// The twin's convolutions and dense layer as plain values, for the CPU kernels'
-    /// [`Embedder`](oneshot_kernels::Embedder); `None` while a batch norm is left (call
-    /// [`folded`](Self::folded) first) or if a tensor cannot be read back synchronously (a GPU
-    /// device).
-    pub fn twin_values(&self) -> Option<(Vec<ConvValues>, DenseValues)> {
-        let values = |tensor: Tensor<1>| tensor.into_data().try_to_vec::<f32>().ok();
-        let mut convs = Vec::with_capacity(self.twin.stages.len());
-        for stage in &self.twin.stages {
-            if stage.norm.is_some() {
-                return None;
-            }
-            let weight = stage.conv.weight.val().flatten(0, 3);
-            let bias = match &stage.conv.bias {
-                Some(bias) => values(bias.val())?,
-                None => vec![0.0; stage.conv.weight.dims()[0]],
-            };
-            convs.push(ConvValues { weight: values(weight)?, bias });
-        }
-        let embed = &self.twin.embed;
-        let bias = match &embed.bias {
-            Some(bias) => values(bias.val())?,
-            None => vec![0.0; embed.weight.dims()[1]],
-        };
-        Some((convs, DenseValues { weight: values(embed.weight.val().flatten(0, 1))?, bias }))
-    }
-}
-
-impl SiameseConfig {
-    /// The shape the CPU kernels need to know.
-    pub fn net_shape(&self) -> NetShape {
-        NetShape {
-            input_size: self.input_size,
-            stages: self
-                .stages
-                .iter()
-                .map(|s| StageShape {
-                    channels: s.channels,
-                    kernel: s.kernel,
-                    same_padding: s.same_padding,
-                    pool: s.pool,
-                })
-                .collect(),
-            embedding: self.embedding,
-            sigmoid_embedding: self.sigmoid_embedding,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConvStageConfig, Preset};
-    use burn::module::Module;
     use burn::tensor::{Device, Distribution, Tensor, Tolerance};
-    use oneshot_kernels::Embedder;
+    use oneshot_core::architecture::{ConvStageConfig, Preset, SiameseConfig};
+    use oneshot_core::recognize::CpuRecognizer;
+
+    use crate::build::BuildNetwork;
+    use crate::weights::tensor_values;
 
     fn device() -> Device {
         let device = Device::flex();
@@ -100,7 +53,8 @@ mod tests {
         device
     }
 
-    /// Burn's folded network and the kernels agree on random images.
+    /// Burn's folded network and the Burn-free CPU recognizer (the file's values folded in
+    /// plain Rust, the project's kernels) agree on random images, embeddings and scores.
     fn assert_matches_burn(config: SiameseConfig, images: usize) {
         let device = device();
         // A few train-mode passes move the batch-norm statistics, so folding has work to do.
@@ -114,7 +68,8 @@ mod tests {
             );
             let _ = model.embed(batch);
         }
-        let folded = model.valid().folded();
+        let model = model.valid();
+        let folded = model.folded();
         let side = config.input_size;
         let batch = Tensor::<4>::random([images, 1, side, side], Distribution::Uniform(0.0, 1.0), &device);
         let inputs: Vec<Vec<f32>> = batch
@@ -125,12 +80,23 @@ mod tests {
             .chunks(side * side)
             .map(<[f32]>::to_vec)
             .collect();
-        let expected = folded.embed(batch).into_data().try_to_vec::<f32>().unwrap();
-        let (convs, dense) = folded.twin_values().expect("folded");
-        let got = Embedder::new(&config.net_shape(), convs, dense).embed(&inputs);
-        assert_eq!(got.len(), expected.len());
-        let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(worst < 1e-4, "largest difference {worst}");
+        let embeddings = folded.embed(batch);
+        let scores = folded.cross_scores(embeddings.clone(), embeddings.clone());
+        let expected = embeddings.into_data().try_to_vec::<f32>().unwrap();
+        let cpu = CpuRecognizer::new(config, &tensor_values(&model)).expect("the network's own values fit");
+        let got = cpu.embed_preprocessed(&inputs);
+        let worst = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        };
+        assert!(worst(&got, &expected) < 1e-4, "embeddings: largest difference {}", worst(&got, &expected));
+        let expected_scores = scores.into_data().try_to_vec::<f32>().unwrap();
+        let got_scores = cpu.scores(&got, &got);
+        assert!(
+            worst(&got_scores, &expected_scores) < 1e-4,
+            "scores: {}",
+            worst(&got_scores, &expected_scores)
+        );
     }
 
     #[test]

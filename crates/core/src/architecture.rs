@@ -1,17 +1,14 @@
-//! The architecture: presets, the layer list, and building a fresh network from it.
+//! The architecture of the convolutional Siamese network of Koch, Zemel & Salakhutdinov (2015):
+//! a twin (convolutional stages → dense embedding) embeds each image; the head weighs the
+//! absolute difference of two embeddings, `logit = w · |h₁ − h₂| + b`, and a sigmoid turns it
+//! into the probability that both images show the same character. [`Preset::Koch`] is the
+//! paper's network, [`Preset::Web`] the page's.
 
-use burn::config::Config;
-use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::{Device, Distribution, Tensor};
+use oneshot_kernels::{NetShape, StageShape};
 use serde::{Deserialize, Serialize};
 
-use super::network::{ConvStage, Siamese, Twin};
-
 /// One convolutional stage of the twin: conv → (batch norm) → ReLU → (2×2 max-pool).
-#[derive(Config, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvStageConfig {
     /// Output channels.
     pub channels: usize,
@@ -21,6 +18,13 @@ pub struct ConvStageConfig {
     pub same_padding: bool,
     /// Follow with a 2×2 max-pool.
     pub pool: bool,
+}
+
+impl ConvStageConfig {
+    /// A stage of `channels` outputs and a `kernel`×`kernel` convolution.
+    pub fn new(channels: usize, kernel: usize, same_padding: bool, pool: bool) -> Self {
+        Self { channels, kernel, same_padding, pool }
+    }
 }
 
 /// How the weights start out.
@@ -89,7 +93,7 @@ impl Preset {
 }
 
 /// The whole architecture: twin layers, embedding and head.
-#[derive(Config, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiameseConfig {
     /// Which preset this is (or was derived from).
     pub preset: Preset,
@@ -116,72 +120,6 @@ impl SiameseConfig {
             (size > 0).then_some(size)
         })
     }
-
-    /// Builds the network with fresh weights on `device`.
-    ///
-    /// # Panics
-    /// If the stages shrink the input to nothing (a programming error in a preset).
-    pub fn init(&self, device: &Device) -> Siamese {
-        let feature = self.feature_size().expect("the stages shrink the input to nothing");
-        let (conv_init, dense_init) = match self.init {
-            InitScheme::Koch => {
-                (Initializer::Normal { mean: 0.0, std: 0.01 }, Initializer::Normal { mean: 0.0, std: 0.2 })
-            }
-            InitScheme::Kaiming => {
-                (Conv2dConfig::new([1, 1], [1, 1]).initializer, LinearConfig::new(1, 1).initializer)
-            }
-        };
-        let mut in_channels = 1;
-        let mut stages = Vec::with_capacity(self.stages.len());
-        for stage in &self.stages {
-            let padding = if stage.same_padding { PaddingConfig2d::Same } else { PaddingConfig2d::Valid };
-            let conv = Conv2dConfig::new([in_channels, stage.channels], [stage.kernel, stage.kernel])
-                .with_padding(padding)
-                .with_initializer(conv_init.clone())
-                .init(device);
-            stages.push(ConvStage {
-                conv: self.koch_bias(conv, device),
-                norm: self.batch_norm.then(|| BatchNormConfig::new(stage.channels).init(device)),
-                pool: stage.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
-            });
-            in_channels = stage.channels;
-        }
-        let flat = in_channels * feature * feature;
-        let embed = LinearConfig::new(flat, self.embedding).with_initializer(dense_init.clone()).init(device);
-        let head = LinearConfig::new(self.embedding, 1).with_initializer(dense_init).init(device);
-        Siamese {
-            twin: Twin { stages, embed: self.koch_bias(embed, device), sigmoid: self.sigmoid_embedding },
-            head: self.koch_bias(head, device),
-        }
-    }
-
-    /// Koch et al. start every bias at N(0.5, 0.01); Burn's layers draw biases like weights.
-    fn koch_bias<M: HasBias>(&self, mut layer: M, device: &Device) -> M {
-        if self.init == InitScheme::Koch
-            && let Some(bias) = layer.bias_mut()
-        {
-            let shape = bias.shape();
-            *bias = Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.5, 0.01), device));
-        }
-        layer
-    }
-}
-
-/// Layers with an optional bias vector.
-trait HasBias {
-    fn bias_mut(&mut self) -> Option<&mut Param<Tensor<1>>>;
-}
-
-impl HasBias for Conv2d {
-    fn bias_mut(&mut self) -> Option<&mut Param<Tensor<1>>> {
-        self.bias.as_mut()
-    }
-}
-
-impl HasBias for Linear {
-    fn bias_mut(&mut self) -> Option<&mut Param<Tensor<1>>> {
-        self.bias.as_mut()
-    }
 }
 
 impl std::str::FromStr for Preset {
@@ -199,5 +137,26 @@ impl std::str::FromStr for Preset {
 impl std::fmt::Display for Preset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl SiameseConfig {
+    /// The shape the CPU kernels need to know.
+    pub fn net_shape(&self) -> NetShape {
+        NetShape {
+            input_size: self.input_size,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| StageShape {
+                    channels: s.channels,
+                    kernel: s.kernel,
+                    same_padding: s.same_padding,
+                    pool: s.pool,
+                })
+                .collect(),
+            embedding: self.embedding,
+            sigmoid_embedding: self.sigmoid_embedding,
+        }
     }
 }

@@ -1,32 +1,32 @@
-//! The convolutional Siamese network of Koch, Zemel & Salakhutdinov (2015).
+//! The one-shot recognizer as a Burn network: everything that trains or runs on a Burn device
+//! (natively, and in the page's WebGPU and fine-tuning builds).
 //!
-//! A twin (convolutions → dense embedding) embeds each image; the head weighs the absolute
-//! difference of two embeddings, `logit = w · |h₁ − h₂| + b`, and a sigmoid turns it into the
-//! probability that both images show the same character. The layer list comes from a
-//! [`SiameseConfig`]: [`Preset::Koch`] is the paper's network, [`Preset::Web`] a compact one for
-//! the page.
-//!
-//! - [`config`]: the presets and layer list, and a fresh network from them;
-//! - [`network`]: the modules and their forward passes;
-//! - [`folding`]: inference with the batch norms folded away, and the values the CPU kernels run;
-//! - `cpu_training` (native): training passes of batch-normalised stages through the project's
-//!   kernels inside Burn's autodiff.
+//! [`build`] (a fresh network of an architecture) → [`network`] (the twin and the head, their
+//! forward passes; natively, training passes of batch-normalised stages run on the project's
+//! CPU kernels through `cpu_training`) → [`objective`] (losses) → [`weights`] (files from and to
+//! networks) → [`recognize`] (embedding and scoring on any device) → [`finetune`] (a few steps on
+//! a user's own drawings). [`folding`] is inference with the batch norms folded away.
 
-pub mod config;
+pub mod build;
 #[cfg(not(target_arch = "wasm32"))]
 mod cpu_training;
+pub mod finetune;
 pub mod folding;
 pub mod network;
+pub mod objective;
+pub mod recognize;
+pub mod weights;
 
-pub use config::{ConvStageConfig, InitScheme, Preset, SiameseConfig};
+pub use build::BuildNetwork;
 pub use network::{ConvStage, Siamese, Twin};
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::build::BuildNetwork;
     use burn::module::Module;
     use burn::tensor::Tolerance;
     use burn::tensor::{Device, Distribution, Tensor};
+    use oneshot_core::architecture::Preset;
 
     fn device() -> Device {
         let device = Device::flex();

@@ -6,8 +6,11 @@ use burn::store::{DTypePolicy, ModuleRecord};
 use burn::tensor::{Bytes, Device};
 use serde::Deserialize;
 
-use super::WeightsError;
-use crate::model::{Siamese, SiameseConfig};
+use oneshot_core::architecture::SiameseConfig;
+use oneshot_core::weights::WeightsError;
+
+use crate::build::BuildNetwork;
+use crate::network::Siamese;
 
 const MAGIC_LEN: usize = 8;
 

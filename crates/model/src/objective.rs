@@ -11,7 +11,7 @@
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::model::Siamese;
+use crate::network::Siamese;
 
 /// Stacks preprocessed `size × size` images into a `[n, 1, size, size]` batch.
 pub fn image_batch(images: &[Vec<f32>], size: usize, device: &Device) -> Tensor<4> {
@@ -74,8 +74,9 @@ fn episode_group_loss(logits: Tensor<2>) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Preset;
+    use crate::build::BuildNetwork;
     use burn::tensor::Distribution;
+    use oneshot_core::architecture::Preset;
 
     #[test]
     fn binary_cross_entropy_matches_the_formula() {

@@ -14,9 +14,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::model::Siamese;
+use crate::network::Siamese;
 use crate::objective::{episode_loss, image_batch};
-use crate::preprocess::{Distortion, DistortionConfig, InkImage, PreprocessError, Preprocessor};
+use oneshot_core::preprocess::{Distortion, DistortionConfig, InkImage, PreprocessError, Preprocessor};
 
 /// Which weights fine-tuning changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,19 +3,14 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::WeightsError;
-use crate::model::{Siamese, SiameseConfig};
+use oneshot_core::architecture::SiameseConfig;
+use oneshot_core::weights::{TensorValues, WeightsError};
 
-/// One tensor of a network: its parameter id, shape and values (row-major).
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct TensorValues {
-    pub id: u64,
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
-}
+use crate::build::BuildNetwork;
+use crate::network::Siamese;
 
 /// A tensor still on its device, to read back.
-pub(super) struct DeviceTensor {
+pub struct DeviceTensor {
     id: u64,
     shape: Vec<usize>,
     tensor: Tensor<1>,
@@ -37,7 +32,7 @@ impl DeviceTensor {
 }
 
 /// Every float tensor of the network (parameters and running statistics), in visiting order.
-pub(super) fn collect(model: &Siamese) -> Vec<DeviceTensor> {
+pub fn collect(model: &Siamese) -> Vec<DeviceTensor> {
     struct Collect(Vec<DeviceTensor>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -53,7 +48,7 @@ pub(super) fn collect(model: &Siamese) -> Vec<DeviceTensor> {
 }
 
 /// The network of `config` on `device`, with `tensors` (in visiting order) as its values.
-pub(super) fn build(
+pub fn build(
     config: &SiameseConfig,
     tensors: &[TensorValues],
     device: &Device,

@@ -38,7 +38,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use oneshot_kernels::training::{Conv, NormPool, Statistics};
 
-use super::network::ConvStage;
+use crate::network::ConvStage;
 
 /// The stage operations as a Burn backend extension: forward on `flex`, and on autodiff over
 /// `flex` with the hand-written backward passes below.

@@ -1,0 +1,236 @@
+//! `Engine`: a loaded network, ready to embed drawings and score them — on the CPU through the
+//! Burn-free recognizer of `oneshot-core` (every build), or on WebGPU through Burn (the
+//! `webgpu` build).
+
+use oneshot_core::architecture::{Preset, SiameseConfig};
+use oneshot_core::preprocess::InkImage;
+use oneshot_core::recognize::{CpuRecognizer, DEFAULT_VIEWS};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::input::{check_items, chunks, js_error, rgba_image, strokes_image};
+
+/// Which backend runs the network, and why.
+#[derive(Serialize, Clone)]
+pub(crate) struct BackendInfo {
+    /// `"webgpu"` or `"cpu"`.
+    pub kind: &'static str,
+    /// The adapter's name, or why the CPU runs instead.
+    pub detail: String,
+}
+
+/// The network behind an engine.
+pub(crate) enum Net {
+    /// The project's kernels on the CPU.
+    Cpu(CpuRecognizer),
+    /// Burn on WebGPU.
+    #[cfg(feature = "webgpu")]
+    Gpu(oneshot_model::recognize::Recognizer),
+}
+
+impl Net {
+    fn config(&self) -> &SiameseConfig {
+        match self {
+            Net::Cpu(r) => r.config(),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => r.config(),
+        }
+    }
+
+    fn views(&self) -> usize {
+        match self {
+            Net::Cpu(r) => r.views(),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => r.views(),
+        }
+    }
+
+    fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, JsError> {
+        match self {
+            Net::Cpu(r) => r.render_views(image).map_err(js_error),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => r.render_views(image).map_err(js_error),
+        }
+    }
+
+    /// Embeddings of preprocessed views, `views` per picture (1: every input its own picture).
+    async fn embed_views(&self, inputs: &[Vec<f32>], views: usize) -> Result<Vec<f32>, JsError> {
+        match self {
+            Net::Cpu(r) if views == 1 => Ok(r.embed_preprocessed(inputs)),
+            Net::Cpu(r) => Ok(r.embed_views(inputs)),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) if views == 1 => crate::read(r.embed_preprocessed(inputs)).await,
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => crate::read(r.embed_views(inputs)).await,
+        }
+    }
+
+    async fn scores(&self, queries: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        match self {
+            Net::Cpu(r) => Ok(r.scores(&queries, &supports)),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => {
+                use burn::tensor::{Tensor, TensorData};
+                let width = self.config().embedding;
+                let device = r.device();
+                let tensor = |values: Vec<f32>| {
+                    let rows = values.len() / width;
+                    Tensor::<2>::from_data(TensorData::new(values, [rows, width]), device)
+                };
+                crate::read(r.scores(tensor(queries), tensor(supports))).await
+            }
+        }
+    }
+}
+
+/// A loaded network on WebGPU or the CPU, ready to embed drawings and score them.
+#[wasm_bindgen]
+pub struct Engine {
+    pub(crate) net: Net,
+    pub(crate) backend: BackendInfo,
+    /// The weights file the network was loaded from, for downloads and fine-tuning.
+    pub(crate) weights: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Loads a weights file of the `web` preset onto WebGPU when `use_gpu` is true, this build
+    /// has WebGPU and an adapter is available, otherwise onto the CPU (the project's kernels).
+    pub async fn create(use_gpu: bool, weights: Vec<u8>) -> Result<Engine, JsError> {
+        let expected = Preset::Web.config();
+        #[cfg(feature = "webgpu")]
+        if use_gpu {
+            match crate::gpu::device().await {
+                Ok((device, adapter)) => {
+                    let (config, model) =
+                        oneshot_model::weights::from_bytes(&weights, Some(&expected), &device)
+                            .map_err(js_error)?;
+                    let recognizer = oneshot_model::recognize::Recognizer::new(model, config, device)
+                        .with_views(DEFAULT_VIEWS);
+                    let backend = BackendInfo { kind: "webgpu", detail: adapter };
+                    return Ok(Engine { net: Net::Gpu(recognizer), backend, weights });
+                }
+                Err(reason) => return Self::on_cpu(weights, &expected, reason),
+            }
+        }
+        let reason = if use_gpu { "this build runs on the CPU only" } else { "WebGPU not requested" };
+        Self::on_cpu(weights, &expected, reason.into())
+    }
+
+    /// The weights file this engine runs (to download).
+    pub fn weights(&self) -> Vec<u8> {
+        self.weights.clone()
+    }
+
+    /// `{ kind: "webgpu" | "cpu", detail }`.
+    pub fn backend(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.backend).map_err(js_error)
+    }
+
+    /// Side of the network's square input.
+    #[wasm_bindgen(js_name = inputSize)]
+    pub fn input_size(&self) -> usize {
+        self.net.config().input_size
+    }
+
+    /// Width of an embedding.
+    #[wasm_bindgen(js_name = embeddingWidth)]
+    pub fn embedding_width(&self) -> usize {
+        self.net.config().embedding
+    }
+
+    /// Views the recognizer embeds each drawing from.
+    pub fn views(&self) -> usize {
+        self.net.views()
+    }
+
+    /// What the network sees of a drawing given as strokes (see `strokes_image`): `size²`
+    /// values in `0..=1`, the first of its views (the undistorted one).
+    #[wasm_bindgen(js_name = preprocessStrokes)]
+    pub fn preprocess_strokes(&self, points: &[f32], lengths: &[u32]) -> Result<Vec<f32>, JsError> {
+        self.first_view(&strokes_image(points, lengths)?)
+    }
+
+    /// What the network sees of an RGBA picture: `size²` values in `0..=1`.
+    pub fn preprocess(&self, width: usize, height: usize, rgba: &[u8]) -> Result<Vec<f32>, JsError> {
+        self.first_view(&rgba_image(width, height, rgba)?)
+    }
+
+    /// The embedding of a drawing given as strokes (to cache per drawing).
+    #[wasm_bindgen(js_name = embedStrokes)]
+    pub async fn embed_strokes(&self, points: Vec<f32>, lengths: Vec<u32>) -> Result<Vec<f32>, JsError> {
+        self.embed_image(&strokes_image(&points, &lengths)?).await
+    }
+
+    /// The embedding of an RGBA picture (to cache per drawing).
+    pub async fn embed(&self, width: usize, height: usize, rgba: Vec<u8>) -> Result<Vec<f32>, JsError> {
+        self.embed_image(&rgba_image(width, height, &rgba)?).await
+    }
+
+    /// Same-character probabilities of query embeddings against support embeddings (each
+    /// `embeddingWidth()` values, back to back): queries × supports values.
+    pub async fn scores(&self, query: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let width = self.embedding_width();
+        check_items(&query, width, "query embeddings")?;
+        check_items(&supports, width, "support embeddings")?;
+        self.net.scores(query, supports).await
+    }
+
+    /// Embeddings of already preprocessed images (`inputSize²` values each, concatenated), one
+    /// per image: the twin alone, as the benchmark page times it against other stacks.
+    #[wasm_bindgen(js_name = embedImages)]
+    pub async fn embed_images(&self, images: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let inputs = self.split_images(&images)?;
+        self.net.embed_views(&inputs, 1).await
+    }
+
+    /// A whole query in one call and one readback: the mean embedding of a drawing's
+    /// preprocessed views (`views()` images of `inputSize²` values) against support
+    /// embeddings (concatenated).
+    #[wasm_bindgen(js_name = queryViews)]
+    pub async fn query_views(&self, views: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let inputs = self.split_images(&views)?;
+        if inputs.len() != self.views() {
+            return Err(JsError::new(&format!("expected {} views, got {}", self.views(), inputs.len())));
+        }
+        check_items(&supports, self.embedding_width(), "support embeddings")?;
+        let query = self.net.embed_views(&inputs, self.views()).await?;
+        self.net.scores(query, supports).await
+    }
+
+    /// A deliberate panic, for the page's test of its recovery from a trapped engine: the
+    /// instance traps and must be replaced. Nothing else can make an engine panic.
+    #[wasm_bindgen(js_name = debugTrap)]
+    pub fn debug_trap(&self) {
+        panic!("debugTrap: a deliberate panic to test recovery");
+    }
+}
+
+impl Engine {
+    /// An engine on the CPU, saying why not on WebGPU.
+    fn on_cpu(weights: Vec<u8>, expected: &SiameseConfig, reason: String) -> Result<Engine, JsError> {
+        let recognizer =
+            CpuRecognizer::from_bytes(&weights, Some(expected)).map_err(js_error)?.with_views(DEFAULT_VIEWS);
+        Ok(Engine {
+            net: Net::Cpu(recognizer),
+            backend: BackendInfo { kind: "cpu", detail: reason },
+            weights,
+        })
+    }
+
+    fn first_view(&self, image: &InkImage) -> Result<Vec<f32>, JsError> {
+        let mut views = self.net.render_views(image)?;
+        Ok(views.swap_remove(0))
+    }
+
+    async fn embed_image(&self, image: &InkImage) -> Result<Vec<f32>, JsError> {
+        let inputs = self.net.render_views(image)?;
+        self.net.embed_views(&inputs, self.views()).await
+    }
+
+    /// Preprocessed images given back to back, one `inputSize²` slice each.
+    fn split_images(&self, values: &[f32]) -> Result<Vec<Vec<f32>>, JsError> {
+        let size = self.input_size();
+        Ok(chunks(values, size * size, "images")?.map(<[f32]>::to_vec).collect())
+    }
+}
