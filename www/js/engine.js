@@ -60,8 +60,8 @@ export function shippedWeights() {
  */
 export async function instantiate(flavour) {
   const glue = await import(new URL(`${FLAVOURS[flavour]}oneshot.js?instance=${++instances}`, import.meta.url));
-  await glue.default({ module_or_path: await wasmModule(flavour) });
-  return glue;
+  const exports = await glue.default({ module_or_path: await wasmModule(flavour) });
+  return { Engine: glue.Engine, memory: exports.memory };
 }
 
 /** Whether this page should try WebGPU. */
@@ -103,11 +103,14 @@ export function watchGpuDevices(onDevice) {
   adapter.requestDevice.watched = true;
 }
 
-/** An engine of one flavour on given weights: `{ engine, flavour, backend }`. */
+/**
+ * An engine of one flavour on given weights: `{ engine, flavour, backend, memory }` (`memory` is
+ * its instance's WebAssembly memory, which the tests watch for leaks).
+ */
 export async function createEngine(flavour, weights) {
-  const { Engine } = await instantiate(flavour);
+  const { Engine, memory } = await instantiate(flavour);
   const engine = await Engine.create(flavour === 'gpu', weights);
-  return { engine, flavour, backend: engine.backend() };
+  return { engine, flavour, backend: engine.backend(), memory };
 }
 
 /** Whether an error is a WebAssembly trap (a bug): the instance must not be used again. */

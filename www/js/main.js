@@ -371,7 +371,7 @@ async function start() {
   setUp();
   const loadStarted = performance.now();
   setStatus('Downloading the network…');
-  app.network = new Network({ onSwitch: () => reembed() });
+  app.network = new Network({ onSwitch: () => reembed(), onNotice: () => setStatus(`Ready · ${describeBackend()}`, { ready: true }) });
   await app.network.start((fraction) => {
     status.progress.value = fraction;
   });

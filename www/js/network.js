@@ -9,11 +9,13 @@ const WARM_UP = { points: new Float32Array([0.2, 0.2, 0.8, 0.8, 0.8, 0.2, 0.2, 0
 
 export class Network {
   /**
-   * @param {{onSwitch: (reason: string) => Promise<void>|void}} hooks `onSwitch` runs after the
-   *   answering engine or its weights changed (the page re-embeds its drawings there).
+   * @param {{onSwitch: (reason: string) => Promise<void>|void, onNotice: () => void}} hooks
+   *   `onSwitch` runs after the answering engine changed (the page re-embeds its drawings
+   *   there); `onNotice` when only the note changed (an engine was restarted, same results).
    */
-  constructor({ onSwitch }) {
+  constructor({ onSwitch, onNotice = () => {} }) {
     this.onSwitch = onSwitch;
+    this.onNotice = onNotice;
     /** The CPU engine, always loaded: `{ engine, flavour, backend }`. */
     this.cpu = null;
     /** The WebGPU engine once it is ready and healthy. */
@@ -162,5 +164,6 @@ export class Network {
     if (this.cpu === broken) this.cpu = fresh;
     if (this.gpu === broken) this.gpu = fresh.backend.kind === 'webgpu' ? fresh : null;
     this.note = 'restarted after a crash';
+    this.onNotice();
   }
 }
