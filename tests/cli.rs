@@ -48,7 +48,7 @@ fn train_checkpoints_resumes_and_evaluates() {
 
     let first = oneshot(&train_args(out_str, "2"));
     assert!(first.status.success(), "{}", text(&first.stderr));
-    for file in ["state.json", "latest.osw", "best.osw", "optimizer.bpk", "validation.svg"] {
+    for file in ["state.json", "network-0000002.osw", "best.osw", "optimizer-0000002.bpk", "validation.svg"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let state = |dir: &Path| -> serde_json::Value {
@@ -63,6 +63,8 @@ fn train_checkpoints_resumes_and_evaluates() {
     assert!(text(&resumed.stderr).contains("resuming"), "{}", text(&resumed.stderr));
     assert_eq!(state(&out)["iteration"], 4);
     assert_eq!(history(&out).len(), 2);
+    // Only the checkpoint the state names is kept.
+    assert!(out.join("network-0000004.osw").is_file() && !out.join("network-0000002.osw").exists());
 
     // A fixed seed reproduces the run, and the resumed run matches an unbroken one.
     let unbroken_dir = dir.path().join("unbroken");
@@ -93,6 +95,65 @@ fn train_checkpoints_resumes_and_evaluates() {
     );
     assert!(table.contains("all_runs.zip (20 runs) | 400 |"), "{table}");
     assert!(table.contains("5-way random") && table.contains("20-way random"), "{table}");
+}
+
+/// The values of every tensor of a weights file (parameter ids aside).
+fn tensor_values(path: &Path) -> Vec<Vec<f32>> {
+    let file = oneshot_core::weights::read(&std::fs::read(path).unwrap()).unwrap();
+    file.tensors.into_iter().map(|t| t.values).collect()
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_network() {
+    let dir = common::temp_dir("oneshot-kill");
+    let (killed, unbroken) = (dir.path().join("killed"), dir.path().join("unbroken"));
+    let steps = "40";
+    // Killed with SIGKILL (no chance to clean up) once it is well under way.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oneshot"))
+        .args(train_args(killed.to_str().unwrap(), steps))
+        .arg("--data-dir")
+        .arg(common::data_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reached = |step: u64| {
+        std::fs::read(killed.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["iteration"].as_u64())
+            .is_some_and(|i| i >= step)
+    };
+    let started = std::time::Instant::now();
+    while !reached(11) && started.elapsed().as_secs() < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run was killed before it finished");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(killed.join("state.json")).unwrap()).unwrap();
+    let stopped = state["iteration"].as_u64().unwrap();
+    assert!((12..40).contains(&stopped), "killed at step {stopped}");
+
+    let resumed = oneshot(&train_args(killed.to_str().unwrap(), steps));
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert!(text(&resumed.stderr).contains(&format!("resuming {} at step {stopped}", killed.display())));
+    let whole = oneshot(&train_args(unbroken.to_str().unwrap(), steps));
+    assert!(whole.status.success());
+    let history = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(dir.join("state.json")).unwrap()).unwrap()
+            ["history"]
+            .clone()
+    };
+    let strip = |mut h: serde_json::Value| {
+        h.as_array_mut().unwrap().iter_mut().for_each(|p| p["seconds"] = 0.into());
+        h
+    };
+    assert_eq!(strip(history(&killed)), strip(history(&unbroken)));
+    assert_eq!(
+        tensor_values(&killed.join("network-0000040.osw")),
+        tensor_values(&unbroken.join("network-0000040.osw"))
+    );
 }
 
 #[test]

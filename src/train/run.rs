@@ -49,12 +49,20 @@ impl RunState {
 
 /// File names inside a run folder.
 pub mod files {
-    /// Run state and history.
+    /// Run state and history; it names the checkpoint a resumed run starts from.
     pub const STATE: &str = "state.json";
-    /// The latest network.
-    pub const LATEST: &str = "latest.osw";
-    /// The latest optimiser state.
-    pub const OPTIMIZER: &str = "optimizer.bpk";
+    /// The network at step `step` (the checkpoint `state.json` names; older ones are removed).
+    pub fn network(step: usize) -> String {
+        format!("network-{step:07}.osw")
+    }
+    /// The optimiser state at step `step`.
+    pub fn optimizer(step: usize) -> String {
+        format!("optimizer-{step:07}.bpk")
+    }
+    /// Checkpoint names of runs written before step-numbered checkpoints (still resumed).
+    pub const LEGACY_NETWORK: &str = "latest.osw";
+    /// See [`LEGACY_NETWORK`].
+    pub const LEGACY_OPTIMIZER: &str = "optimizer.bpk";
     /// The network with the best validation accuracy.
     pub const BEST: &str = "best.osw";
     /// Validation accuracy against steps.
@@ -99,6 +107,10 @@ pub(super) fn check_same_run(
     Err(TrainError::OptionsChanged { path: out.to_path_buf(), reason })
 }
 
+/// Writes a checkpoint so that a process killed at any instant leaves a run that resumes
+/// exactly: the network and optimiser of step `n` go to files named for `n` (each written
+/// atomically), then `state.json` (atomically) names step `n`, and only then are older
+/// checkpoints removed. Until the state is replaced it still names files that exist.
 pub(super) fn save_checkpoint(
     out: &Path,
     model: &Siamese,
@@ -107,19 +119,38 @@ pub(super) fn save_checkpoint(
     state: &RunState,
     improved: bool,
 ) -> Result<(), TrainError> {
-    weights::save(&out.join(files::LATEST), model, config, Encoding::F32)?;
+    let step = state.iteration;
+    weights::save(&out.join(files::network(step)), model, config, Encoding::F32)?;
+    let path = out.join(files::optimizer(step));
+    let bytes = optimizer.into_bytes().map_err(|e| file_error(&path, e))?;
+    oneshot_core::write_atomically(&path, &bytes).map_err(|e| file_error(&path, e))?;
     if improved {
         weights::save(&out.join(files::BEST), model, config, Encoding::F32)?;
     }
-    let path = out.join(files::OPTIMIZER);
-    let bytes = optimizer.into_bytes().map_err(|e| file_error(&path, e))?;
-    oneshot_core::write_atomically(&path, &bytes).map_err(|e| file_error(&path, e))?;
     let path = out.join(files::STATE);
     let json = serde_json::to_vec_pretty(state).map_err(|e| file_error(&path, e))?;
-    // The state goes last: it names the step the files above belong to.
     oneshot_core::write_atomically(&path, &json).map_err(|e| file_error(&path, e))?;
+    remove_other_checkpoints(out, step)?;
     let plot = out.join(files::PLOT);
     plot_history(&plot, state).map_err(|e| file_error(&plot, e))
+}
+
+/// Removes every checkpoint file but step `keep`'s (and leftovers of interrupted writes).
+fn remove_other_checkpoints(out: &Path, keep: usize) -> Result<(), TrainError> {
+    let keep = [files::network(keep), files::optimizer(keep)];
+    for entry in std::fs::read_dir(out).map_err(|e| file_error(out, e))? {
+        let path = entry.map_err(|e| file_error(out, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let checkpoint = name.starts_with("network-") || name.starts_with("optimizer-");
+        let stale = (checkpoint && !keep.iter().any(|k| k == name))
+            || name.ends_with(".tmp")
+            || name == files::LEGACY_NETWORK
+            || name == files::LEGACY_OPTIMIZER;
+        if stale {
+            std::fs::remove_file(&path).map_err(|e| file_error(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Draws a run's validation curve.
@@ -157,8 +188,16 @@ pub(super) fn start_or_resume(
     match read_state(out)? {
         Some(state) => {
             check_same_run(out, &state.options, options)?;
-            let (_, model) = weights::load(&out.join(files::LATEST), Some(config), device)?;
-            let path = out.join(files::OPTIMIZER);
+            // The checkpoint the state names (runs from before step-numbered files: the old names).
+            let (network, optimizer_path) = [
+                (files::network(state.iteration), files::optimizer(state.iteration)),
+                (files::LEGACY_NETWORK.to_string(), files::LEGACY_OPTIMIZER.to_string()),
+            ]
+            .into_iter()
+            .find(|(n, _)| out.join(n).exists())
+            .unwrap_or((files::network(state.iteration), files::optimizer(state.iteration)));
+            let (_, model) = weights::load(&out.join(network), Some(config), device)?;
+            let path = out.join(optimizer_path);
             let optimizer = optimizer
                 .from_bytes(Bytes::from_bytes_vec(read_file(&path)?))
                 .map_err(|e| file_error(&path, e))?;

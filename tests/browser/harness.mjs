@@ -45,11 +45,12 @@ export function launch(webgpu) {
 
 /**
  * Opens the page and waits until it scores — on WebGPU until it has switched to it. `problems`
- * collects console errors and uncaught exceptions.
+ * collects console errors and uncaught exceptions. `serviceWorkers: 'block'` keeps the offline
+ * cache out of the way of routed requests.
  */
-export async function openPage({ webgpu = false, query = '', hasTouch = false, viewport = { width: 1200, height: 1400 } } = {}) {
+export async function openPage({ webgpu = false, query = '', hasTouch = false, viewport = { width: 1200, height: 1400 }, serviceWorkers = 'allow' } = {}) {
   const browser = await launch(webgpu);
-  const context = await browser.newContext({ viewport, hasTouch });
+  const context = await browser.newContext({ viewport, hasTouch, serviceWorkers });
   const page = await context.newPage();
   const problems = [];
   page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));

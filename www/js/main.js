@@ -34,6 +34,8 @@ const app = {
   lastError: null,
   weightsSource: 'the shipped weights',
   loading: Promise.resolve(),
+  /** Counts changes to the support drawings and the weights (a fine-tuning run checks it). */
+  version: 0,
   tune: tuneState,
   busy: Promise.resolve(),
 };
@@ -97,6 +99,7 @@ function addSlot(label = `#${app.slots.length + 1}`, drawings = [[]]) {
   more.addEventListener('click', () => addDrawing(slot));
   remove.addEventListener('click', () => {
     if (app.slots.length <= 1) return;
+    app.version++;
     app.slots.splice(app.slots.indexOf(slot), 1);
     root.remove();
     refreshScores();
@@ -115,12 +118,19 @@ function addDrawing(slot) {
   host.className = first ? 'main-drawing' : 'extra';
   const label = `drawing ${slot.drawings.length + 1} of ${slot.name.value}`;
   const drawing = { host, embedding: null, version: 0 };
-  drawing.pad = new DrawingPad(host, { label, onChange: (_, final) => schedule(drawing, final, () => embedDrawing(drawing)) });
+  drawing.pad = new DrawingPad(host, {
+    label,
+    onChange: (_, final) => {
+      app.version++;
+      schedule(drawing, final, () => embedDrawing(drawing));
+    },
+  });
   if (first) {
     slot.root.insertBefore(host, slot.extras);
   } else {
     const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: '×', title: 'Remove this drawing', className: 'remove-drawing' });
     remove.addEventListener('click', () => {
+      app.version++;
       slot.drawings.splice(slot.drawings.indexOf(drawing), 1);
       host.remove();
       drawing.version++;
@@ -279,19 +289,24 @@ function useWeights(bytes, source) {
 
 async function loadWeights(bytes, source) {
   const message = $('model-message');
+  // A file chosen while the page starts up is loaded once the shipped network is.
+  await app.ready;
   try {
     const weights = bytes ?? (await shippedWeights());
     // Calls already queued finish on the old engine first.
     const switched = await serial(() => app.network.load(weights));
-    if (!switched) return; // a later load won
+    if (!switched) return false; // a later load won
+    app.version++;
     app.weightsSource = source;
     message.textContent = `Using ${source}.`;
     message.classList.remove('error');
     await reembed();
+    return true;
   } catch (error) {
     app.lastError = String(error?.message ?? error);
     message.textContent = `Could not load ${source}: ${app.lastError}`;
     message.classList.add('error');
+    return false;
   }
 }
 
@@ -304,6 +319,8 @@ async function reembed() {
 // ---- start ---------------------------------------------------------------------------------
 
 function setUp() {
+  // Nothing to download until a network is loaded.
+  $('weights-download').disabled = true;
   for (let i = 0; i < DEFAULT_SLOTS; i++) addSlot();
   app.query = new DrawingPad($('query-pad'), { label: 'query drawing', onChange: (_, final) => schedule(query, final, embedQuery) });
   app.verify = ['verify-a', 'verify-b'].map((id) => new DrawingPad($(id), { label: 'drawing to compare', onChange: (_, final) => schedule(verifyState, final, verifyPair) }));
@@ -338,6 +355,8 @@ function setUp() {
     download(name, app.network.weights, 'application/octet-stream');
   });
   app.finetune = new FineTunePanel({
+    ready: () => Boolean(app.network?.active),
+    version: () => app.version,
     // Fine-tuning needs Burn: the WebGPU build where the page runs on it, else the CPU one.
     module: () => wasmModule(app.network.active.flavour === 'gpu' ? 'gpu' : 'cpu'),
     flavour: () => (app.network.active.flavour === 'gpu' ? 'gpu' : 'cpu'),
@@ -377,6 +396,7 @@ async function start() {
   });
   app.weightsSource = 'the shipped weights';
   $('model-message').textContent = `Using ${app.weightsSource}.`;
+  $('weights-download').disabled = false;
   await reembed();
   app.startupMs = performance.now() - loadStarted;
   registerServiceWorker();

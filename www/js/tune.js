@@ -13,12 +13,16 @@ export const tuneState = { running: false, losses: [], stepsPerSecond: null, bac
 export class FineTunePanel {
   /**
    * @param {{
+   *   ready: () => boolean,
    *   module: () => Promise<WebAssembly.Module>,
+   *   flavour: () => string,
    *   useGpu: () => boolean,
    *   weights: () => Uint8Array,
-   *   drawings: () => {classes: number, images: ImageData[], labels: number[]},
-   *   onDone: (weights: Uint8Array, description: string) => Promise<void>,
-   * }} hooks
+   *   drawings: () => {classes: number, drawings: {points: Float32Array, lengths: Uint32Array}[], labels: number[]},
+   *   version: () => number,
+   *   onDone: (weights: Uint8Array, description: string) => Promise<boolean>,
+   * }} hooks `version` changes whenever the drawings or the network change; `onDone` resolves
+   *   to whether the new weights were loaded.
    */
   constructor(hooks) {
     this.hooks = hooks;
@@ -48,12 +52,16 @@ export class FineTunePanel {
 
   async start() {
     if (tuneState.running) return;
+    if (!this.hooks.ready()) {
+      this.#say('The network is still loading; try again in a moment.', true);
+      return;
+    }
     const { classes, drawings, labels } = this.hooks.drawings();
     if (classes < 2) {
       this.#say('Draw at least two characters above first.', true);
       return;
     }
-    const [scope, steps] = [this.scope, this.steps];
+    const [scope, steps, version] = [this.scope, this.steps, this.hooks.version()];
     const payload = strokePayload(drawings);
     Object.assign(tuneState, { running: true, losses: [], stepsPerSecond: null, backend: null, error: null, steps, startedAt: performance.now(), trainedAt: Infinity });
     this.#running(true);
@@ -61,9 +69,16 @@ export class FineTunePanel {
     this.#say(`Starting: ${drawings.length} drawings of ${classes} characters…`);
     this.#draw();
 
-    const module = await this.hooks.module();
-    const worker = (this.worker = new Worker(new URL('./tune-worker.js', import.meta.url), { type: 'module' }));
     const finished = new Promise((resolve) => (this.finish = resolve));
+    let module;
+    try {
+      module = await this.hooks.module();
+    } catch (error) {
+      this.#fail(`could not load the training engine (${error?.message ?? error})`);
+      return finished;
+    }
+    if (!tuneState.running) return finished; // cancelled while the engine downloaded
+    const worker = (this.worker = new Worker(new URL('./tune-worker.js', import.meta.url), { type: 'module' }));
     worker.onmessage = async ({ data }) => {
       if (worker !== this.worker) return;
       if (data.type === 'backend') {
@@ -75,27 +90,45 @@ export class FineTunePanel {
         this.#stop();
         const what = scope === 'head' ? 'similarity head' : 'whole network';
         const summary = `${what}, ${steps} steps, loss ${tuneState.losses[0].toFixed(3)} → ${tuneState.losses.at(-1).toFixed(3)}`;
-        await this.hooks.onDone(new Uint8Array(data.weights), `fine-tuned weights (${summary})`);
-        this.#say(`Fine-tuned the ${summary}${this.#speed()}. The scores above now use it.`);
-        tuneState.runs += 1;
+        if (this.hooks.version() !== version) {
+          // The drawings or the network changed meanwhile: this result belongs to neither.
+          tuneState.discarded = (tuneState.discarded ?? 0) + 1;
+          this.#say('The drawings or the network changed while fine-tuning, so its result was discarded. Fine-tune again to use the new ones.', true);
+        } else if (await this.hooks.onDone(new Uint8Array(data.weights), `fine-tuned weights (${summary})`)) {
+          this.#say(`Fine-tuned the ${summary}${this.#speed()}. The scores above now use it.`);
+          tuneState.runs += 1;
+        } else {
+          this.#say('Fine-tuning finished, but its weights could not be loaded; the network is unchanged.', true);
+        }
         this.finish();
       } else if (data.type === 'error') {
-        tuneState.error = data.message;
-        this.cancel(`Fine-tuning failed: ${data.message}`, true);
+        this.#fail(data.message);
       }
     };
     worker.onerror = (event) => {
-      tuneState.error = event.message || 'the worker failed to start';
-      this.cancel(`Fine-tuning failed: ${tuneState.error}`, true);
+      event.preventDefault();
+      this.#fail(event.message || 'the training worker failed to start');
     };
     const message = { module, flavour: this.hooks.flavour(), useGpu: this.hooks.useGpu(), weights: this.hooks.weights(), scope, steps, classes: Uint32Array.from(labels), ...payload };
     worker.postMessage(message, [payload.points.buffer, payload.lengths.buffer, payload.strokes.buffer]);
     return finished;
   }
 
+  /** Ends a run that failed, saying why; the panel is usable again. */
+  #fail(reason) {
+    tuneState.error = reason;
+    if (this.worker) {
+      this.cancel(`Fine-tuning failed: ${reason}`, true);
+    } else {
+      this.#stop();
+      this.#say(`Fine-tuning failed: ${reason}`, true);
+      this.finish?.();
+    }
+  }
+
   /** Stops a run, if any, keeping the network as it was. */
   cancel(message, error = false) {
-    if (!this.worker) return;
+    if (!tuneState.running) return;
     this.#stop();
     this.#say(message, error);
     this.finish?.();

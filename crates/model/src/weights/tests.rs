@@ -131,4 +131,3 @@ fn other_presets_and_architectures_are_rejected() {
         Err(WeightsError::WrongArchitecture { .. })
     ));
 }
-
