@@ -34,7 +34,7 @@ function hash(parts) {
 // The app folder: www's scripts and styles and the wasm builds.
 const www = join(root, 'www');
 const appSources = [
-  ...['js', 'style.css', 'icon.svg'].flatMap((entry) => {
+  ...['js', 'examples', 'style.css', 'icon.svg'].flatMap((entry) => {
     const path = join(www, entry);
     return statSync(path).isDirectory() ? files(path).map((f) => join(path, f)) : [path];
   }),
@@ -48,6 +48,7 @@ const app = `app-${hash([...appSources.flatMap((p) => [relative(root, p), readFi
 rmSync(site, { recursive: true, force: true });
 mkdirSync(join(site, app, 'js'), { recursive: true });
 cpSync(join(www, 'js'), join(site, app, 'js'), { recursive: true });
+cpSync(join(www, 'examples'), join(site, app, 'examples'), { recursive: true });
 for (const file of ['style.css', 'icon.svg']) cpSync(join(www, file), join(site, app, file));
 cpSync(join(root, 'pkg'), join(site, app, 'pkg'), { recursive: true });
 writeFileSync(join(site, app, 'js/build.js'), buildModule);

@@ -10,7 +10,7 @@ use oneshot::train::TrainOptions;
 use oneshot_data as data;
 
 use cli::bench::{BenchOptions, ExportOptions, PackOptions, run_bench, run_export, run_pack};
-use cli::eval::{EvalOptions, StrokesOptions, run_eval, run_strokes};
+use cli::eval::{CalibrateOptions, EvalOptions, StrokesOptions, run_calibrate, run_eval, run_strokes};
 use cli::score::{ScoreOptions, run_score};
 use cli::train::{run_plot, run_train};
 
@@ -33,6 +33,9 @@ enum Command {
     /// Measure recognition of human pen strokes (Lake's recorded trajectories) painted at several
     /// sizes, against the scans of the very same drawings.
     Strokes(StrokesOptions),
+    /// Choose the page's "none of these" threshold on the validation alphabets, with its error
+    /// rates (and those of comparing two drawings).
+    Calibrate(CalibrateOptions),
     /// Score query pictures against support pictures (PNG files, read as the page reads a canvas).
     Score(ScoreOptions),
     /// Time embedding, a 20-way query and training steps on this machine (synthetic drawings).
@@ -59,6 +62,9 @@ fn main() -> ExitCode {
         Command::Eval(options) => data_dir().map_err(Into::into).and_then(|dir| run_eval(options, &dir)),
         Command::Strokes(options) => {
             data_dir().map_err(Into::into).and_then(|dir| run_strokes(options, &dir))
+        }
+        Command::Calibrate(options) => {
+            data_dir().map_err(Into::into).and_then(|dir| run_calibrate(options, &dir))
         }
         Command::Score(options) => run_score(options),
         Command::Bench(options) => run_bench(options),

@@ -3,11 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
+use oneshot_core::recognize::DEFAULT_VIEWS;
 use oneshot_data::{self as data, Archive, DataSet, Split, TaskSampler};
-use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot_model::weights;
 
 use super::AnyError;
@@ -78,13 +77,12 @@ pub struct StrokesOptions {
 }
 
 pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
-    let device = Device::flex();
     let mut classifiers: Vec<Box<dyn OneShotClassifier>> = Vec::new();
     let size = match &options.weights {
         Some(path) => {
-            let (config, model) = weights::load(path, None, &device)?;
-            let size = config.input_size;
-            classifiers.push(Box::new(Recognizer::new(model, config, device).with_views(options.views)));
+            let recognizer = weights::load_cpu_recognizer(path)?.with_views(options.views);
+            let size = recognizer.config().input_size;
+            classifiers.push(Box::new(recognizer));
             size
         }
         None => options.size,
@@ -132,9 +130,7 @@ pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyE
     };
     use oneshot_core::strokes::OMNIGLOT_PEN;
 
-    let device = Device::flex();
-    let (config, model) = weights::load(&options.weights, None, &device)?;
-    let recognizer = Recognizer::new(model, config, device).with_views(options.views);
+    let recognizer = weights::load_cpu_recognizer(&options.weights)?.with_views(options.views);
     let path = options.strokes.clone().unwrap_or_else(|| data_dir.join("strokes_background_small2.zip"));
     let recorded = data::load_strokes(&path)?;
     let background = data::Omniglot::load(&data_dir.join("images_background.zip"))?;
@@ -165,5 +161,67 @@ pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyE
             .map_err(|e| format!("{}: {e}", out.display()))?;
         println!("\nwrote {}", out.display());
     }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct CalibrateOptions {
+    /// Weights of the network.
+    #[arg(long, default_value = "weights/web.osw")]
+    pub weights: PathBuf,
+    /// Pairs of each kind (same character, different characters).
+    #[arg(long, default_value_t = 2000)]
+    pub pairs: usize,
+    /// Open-set tasks (half with the query's character, half without).
+    #[arg(long, default_value_t = 2000)]
+    pub tasks: usize,
+    /// Characters per open-set task.
+    #[arg(long, default_value_t = 5)]
+    pub way: usize,
+    /// Seed of the pairs and tasks.
+    #[arg(long, default_value_t = 3)]
+    pub seed: u64,
+}
+
+/// Prints error rates over thresholds on the validation alphabets, and the "none of these"
+/// threshold.
+pub fn run_calibrate(options: &CalibrateOptions, data_dir: &Path) -> Result<(), AnyError> {
+    use oneshot::eval::calibrate::Calibration;
+    let recognizer = weights::load_cpu_recognizer(&options.weights)?.with_views(DEFAULT_VIEWS);
+    let data = DataSet::load(data_dir)?;
+    let alphabets = data.alphabets(Split::Validation, &[])?;
+    let calibration = Calibration::measure(
+        &recognizer,
+        &alphabets,
+        options.pairs,
+        options.tasks,
+        options.way,
+        options.seed,
+    )?;
+    let (grid, best, same) = calibration.sweep();
+    println!(
+        "validation alphabets; {} pairs of each kind; {} open-set {}-way tasks; percent\n",
+        options.pairs, options.tasks, options.way
+    );
+    println!(
+        "| threshold | pairs: false reject | pairs: false accept | tasks: false \"none\" | tasks: false match |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for (rates, note) in grid
+        .iter()
+        .filter(|r| (r.threshold * 100.0).round() as usize % 5 == 0)
+        .map(|r| (r, ""))
+        .chain([(&best, " (none of these)"), (&same, " (same character: equal error)")])
+    {
+        println!(
+            "| {:.2}{note} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            rates.threshold,
+            rates.pair_false_reject,
+            rates.pair_false_accept,
+            rates.task_false_none,
+            rates.task_false_match
+        );
+    }
+    println!("\n{}", serde_json::json!({ "none_of_these": best, "same_character": same }));
     Ok(())
 }

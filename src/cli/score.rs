@@ -2,10 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use oneshot_core::preprocess::InkImage;
+use oneshot_core::recognize::DEFAULT_VIEWS;
 use oneshot_core::strokes::{Pen, Strokes};
-use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot_model::weights;
 
 use super::AnyError;
@@ -30,9 +29,7 @@ pub struct ScoreOptions {
 
 /// Prints `{"scores": [[...per support...] per query]}` as JSON.
 pub fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
-    let device = Device::flex();
-    let (config, model) = weights::load(&options.weights, None, &device)?;
-    let recognizer = Recognizer::new(model, config, device).with_views(options.views);
+    let recognizer = weights::load_cpu_recognizer(&options.weights)?.with_views(options.views);
     let read = |paths: &[PathBuf]| -> Result<Vec<InkImage>, AnyError> {
         paths
             .iter()
@@ -41,8 +38,7 @@ pub fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
     };
     let (supports, queries) = (read(&options.support)?, read(&options.query)?);
     let embed = |images: &[InkImage]| recognizer.embed(&images.iter().collect::<Vec<_>>());
-    let scores = recognizer.scores(embed(&queries)?, embed(&supports)?);
-    let values = scores.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let values = recognizer.scores(&embed(&queries)?, &embed(&supports)?);
     let rows: Vec<&[f32]> = values.chunks(supports.len()).collect();
     println!("{}", serde_json::json!({ "scores": rows }));
     Ok(())

@@ -2,11 +2,25 @@
 //! and for a nearest-neighbour baseline on the same preprocessed pixels; [`strokes`]: the same
 //! tasks given as human pen strokes painted at several sizes.
 
+use oneshot_core::architecture::Preset;
 use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
+use oneshot_core::recognize::{CpuRecognizer, argmax};
 use oneshot_data::{OneShotRun, Task};
 use oneshot_model::recognize::Recognizer;
 
+pub mod calibrate;
 pub mod strokes;
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The data could not be read.
+    #[error(transparent)]
+    Data(#[from] oneshot_data::DataError),
+    /// A drawing could not be painted or preprocessed.
+    #[error(transparent)]
+    Drawing(#[from] PreprocessError),
+}
 
 /// Something that picks, for each query, the support it shows the same character as.
 pub trait OneShotClassifier {
@@ -16,12 +30,29 @@ pub trait OneShotClassifier {
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError>;
 }
 
+/// The table name of a Siamese network.
+fn siamese_name(preset: Preset, views: usize) -> String {
+    match views {
+        1 => format!("siamese ({})", preset.name()),
+        n => format!("siamese ({}, mean of {n} views)", preset.name()),
+    }
+}
+
+/// The Burn-free recognizer (what `eval` runs, and the page on the CPU).
+impl OneShotClassifier for CpuRecognizer {
+    fn name(&self) -> String {
+        siamese_name(self.config().preset, self.views())
+    }
+
+    fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
+        CpuRecognizer::classify(self, supports, queries)
+    }
+}
+
+/// A network in training, on any Burn device.
 impl OneShotClassifier for Recognizer {
     fn name(&self) -> String {
-        match self.views() {
-            1 => format!("siamese ({})", self.config().preset.name()),
-            n => format!("siamese ({}, mean of {n} views)", self.config().preset.name()),
-        }
+        siamese_name(self.config().preset, self.views())
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
@@ -63,10 +94,6 @@ impl OneShotClassifier for NearestNeighbour {
                 .collect()
         })
     }
-}
-
-fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 /// Correct answers out of trials.

@@ -12,18 +12,7 @@ use oneshot_data::{
 };
 use serde::Serialize;
 
-use super::{Accuracy, OneShotClassifier};
-
-/// Why the stroke evaluation could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum StrokeEvalError {
-    /// The recorded strokes or the scans could not be read.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// A drawing could not be painted or preprocessed.
-    #[error(transparent)]
-    Drawing(#[from] PreprocessError),
-}
+use super::{Accuracy, EvalError, OneShotClassifier};
 
 /// Where a replayed drawing is placed on the pad.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -183,7 +172,7 @@ pub fn renderings(
     recorded: &[StrokeAlphabet],
     background: &Omniglot,
     sizes: &[f32],
-) -> Result<Vec<Rendering>, StrokeEvalError> {
+) -> Result<Vec<Rendering>, EvalError> {
     let frame = OMNIGLOT_FRAME;
     let mut out = vec![Rendering {
         given: "scans".into(),
@@ -233,7 +222,7 @@ pub fn evaluate_rendering(
     classifier: &dyn OneShotClassifier,
     rendering: &Rendering,
     plans: &[TaskPlan],
-) -> Result<RenderingResult, StrokeEvalError> {
+) -> Result<RenderingResult, EvalError> {
     let alphabets: Vec<&Alphabet> = rendering.alphabets.iter().collect();
     let mut accuracy = Accuracy::default();
     let mut predictions = Vec::with_capacity(plans.len());

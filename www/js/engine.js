@@ -61,7 +61,7 @@ export function shippedWeights() {
 export async function instantiate(flavour) {
   const glue = await import(new URL(`${FLAVOURS[flavour]}oneshot.js?instance=${++instances}`, import.meta.url));
   const exports = await glue.default({ module_or_path: await wasmModule(flavour) });
-  return { Engine: glue.Engine, memory: exports.memory };
+  return { glue, memory: exports.memory };
 }
 
 /** Whether this page should try WebGPU. */
@@ -104,13 +104,14 @@ export function watchGpuDevices(onDevice) {
 }
 
 /**
- * An engine of one flavour on given weights: `{ engine, flavour, backend, memory }` (`memory` is
- * its instance's WebAssembly memory, which the tests watch for leaks).
+ * An engine of one flavour on given weights: `{ engine, flavour, backend, memory, glue }`
+ * (`memory` is its instance's WebAssembly memory, which the tests watch for leaks; `glue` its
+ * module, whose other classes work with this engine).
  */
 export async function createEngine(flavour, weights) {
-  const { Engine, memory } = await instantiate(flavour);
-  const engine = await Engine.create(flavour === 'gpu', weights);
-  return { engine, flavour, backend: engine.backend(), memory };
+  const { glue, memory } = await instantiate(flavour);
+  const engine = await glue.Engine.create(flavour === 'gpu', weights);
+  return { engine, flavour, backend: engine.backend(), memory, glue };
 }
 
 /** Whether an error is a WebAssembly trap (a bug): the instance must not be used again. */

@@ -1,4 +1,6 @@
-// Wires the page: support slots, the query, the verification pair, the network's status.
+// Wires the page: support slots, the query, the verification pair, the network's status, and the
+// panels (fine-tuning, Lake's benchmark). The support set is kept in this browser and can travel
+// in a link.
 
 import { DrawingPad } from './pad.js';
 import { shippedWeights, wasmModule } from './engine.js';
@@ -6,6 +8,11 @@ import { Network } from './network.js';
 import { renderScores, percent } from './scores.js';
 import { exportSet, importSet, download } from './share.js';
 import { FineTunePanel, tuneState } from './tune.js';
+import { FALSE_MATCH, FALSE_NONE, NONE_THRESHOLD, PAIR_FALSE_ACCEPT, PAIR_FALSE_REJECT, SAME_THRESHOLD } from './calibration.js';
+import { occlusionMap, paintMap } from './heatmap.js';
+import { lakeState, runBenchmark, showOnlyMistakes } from './lake.js';
+import { linkFor, setFromFragment } from './link.js';
+import { forget, loadSaved, save } from './storage.js';
 
 const MAX_SLOTS = 20;
 /** Drawings per character: the first, and up to five more for fine-tuning and matching. */
@@ -37,6 +44,7 @@ const app = {
   /** Counts changes to the support drawings and the weights (a fine-tuning run checks it). */
   version: 0,
   tune: tuneState,
+  lake: lakeState,
   busy: Promise.resolve(),
 };
 window.oneshot = app;
@@ -66,6 +74,31 @@ function drawingError(error) {
   return text.includes('blank') ? 'Nothing to recognise: no ink stands out from the background.' : text;
 }
 
+// ---- the support set: kept in this browser, exported, shared ------------------------------
+
+let saveTimer = 0;
+
+/** Notes a change to the drawings or labels: fine-tuning runs check it, and it is saved. */
+function changed() {
+  app.version++;
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => save(currentSet()), 300);
+}
+
+/** The support set as exportSet's JSON. */
+function currentSet() {
+  return exportSet(app.slots.map((s) => ({ label: s.name.value, drawings: s.drawings.map((d) => d.pad.strokes) })));
+}
+
+/** Replaces every character with `slots` (from importSet). */
+function replaceSet(slots) {
+  for (const slot of app.slots) slot.root.remove();
+  app.slots = [];
+  for (const { label, drawings } of slots) addSlot(label, drawings);
+  updateSlotButtons();
+  changed();
+}
+
 // ---- support slots -------------------------------------------------------------------------
 
 function addSlot(label = `#${app.slots.length + 1}`, drawings = [[]]) {
@@ -74,8 +107,11 @@ function addSlot(label = `#${app.slots.length + 1}`, drawings = [[]]) {
   root.className = 'slot';
   const head = document.createElement('div');
   head.className = 'slot-head';
-  const name = Object.assign(document.createElement('input'), { value: label, ariaLabel: 'Label', maxLength: 40 });
+  const number = app.slots.length + 1;
+  const name = Object.assign(document.createElement('input'), { value: label, maxLength: 40 });
+  name.setAttribute('aria-label', `Label of character ${number}`);
   const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: '×', title: 'Remove this character', className: 'remove' });
+  remove.setAttribute('aria-label', `Remove character ${number}`);
   head.append(name, remove);
   const extras = Object.assign(document.createElement('div'), { className: 'extras' });
   const more = Object.assign(document.createElement('button'), { type: 'button', textContent: '+ drawing', className: 'more', title: 'Add another drawing of this character: more examples to match and to fine-tune on' });
@@ -95,11 +131,14 @@ function addSlot(label = `#${app.slots.length + 1}`, drawings = [[]]) {
   addDrawing(slot);
   for (const strokes of drawings.slice(1)) addDrawing(slot).pad.setStrokes(strokes);
   if (drawings[0]?.length) slot.pad.setStrokes(drawings[0]);
-  name.addEventListener('input', () => refreshScores());
+  name.addEventListener('input', () => {
+    changed();
+    refreshScores();
+  });
   more.addEventListener('click', () => addDrawing(slot));
   remove.addEventListener('click', () => {
     if (app.slots.length <= 1) return;
-    app.version++;
+    changed();
     app.slots.splice(app.slots.indexOf(slot), 1);
     root.remove();
     refreshScores();
@@ -121,7 +160,7 @@ function addDrawing(slot) {
   drawing.pad = new DrawingPad(host, {
     label,
     onChange: (_, final) => {
-      app.version++;
+      changed();
       schedule(drawing, final, () => embedDrawing(drawing));
     },
   });
@@ -129,8 +168,9 @@ function addDrawing(slot) {
     slot.root.insertBefore(host, slot.extras);
   } else {
     const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: '×', title: 'Remove this drawing', className: 'remove-drawing' });
+    remove.setAttribute('aria-label', `Remove ${label}`);
     remove.addEventListener('click', () => {
-      app.version++;
+      changed();
       slot.drawings.splice(slot.drawings.indexOf(drawing), 1);
       host.remove();
       drawing.version++;
@@ -181,13 +221,21 @@ app.idle = async () => {
 
 /** Embeds a pad's drawing (or forgets it when empty); returns the embedding or null. */
 async function embedPad(pad) {
-  if (pad.isEmpty || !app.engine) return null;
+  if (pad.isEmpty || !app.engine) {
+    pad.showInput(null);
+    return null;
+  }
   const { points, lengths } = pad.strokeData();
   try {
-    const embedding = await serial(() => app.network.run((engine) => engine.embedStrokes(points, lengths)));
+    const [embedding, input, size] = await serial(() =>
+      app.network.run(async (engine) => [await engine.embedStrokes(points, lengths), engine.preprocessStrokes(points, lengths), engine.inputSize()]),
+    );
     pad.setMessage('');
+    pad.showInput(input, size);
+    pad.input = input;
     return embedding;
   } catch (error) {
+    pad.showInput(null);
     pad.setMessage(drawingError(error));
     app.lastError = String(error?.message ?? error);
     return null;
@@ -226,6 +274,9 @@ async function refreshScores(started = performance.now()) {
   if (!query.embedding || ready.length === 0) {
     $('scores').replaceChildren();
     app.lastScores = [];
+    app.verdict = null;
+    query.bestSupport = null;
+    $('heatmap-figure').hidden = true;
     verdict.textContent = ready.length === 0 ? 'Draw a few characters above, then one here.' : app.query.isEmpty ? 'Now draw a character here.' : 'Nothing to compare yet.';
     return;
   }
@@ -247,8 +298,21 @@ async function refreshScores(started = performance.now()) {
   const entries = ready.map((slot, i) => ({ label: slot.name.value || `#${app.slots.indexOf(slot) + 1}`, score: best[i], slot: app.slots.indexOf(slot) }));
   app.lastScores = entries;
   const top = renderScores($('scores'), entries);
-  ready[top.index].root.classList.add('best');
-  verdict.replaceChildren('Looks like ', Object.assign(document.createElement('strong'), { textContent: top.label }), ` (${percent(top.score)} same character)`);
+  if (top.score < NONE_THRESHOLD) {
+    // No character is likely enough: naming one would be a guess.
+    app.verdict = 'none';
+    verdict.replaceChildren(
+      Object.assign(document.createElement('strong'), { textContent: 'None of these' }),
+      ` — the closest is ${top.label} at ${percent(top.score)}, below the ${percent(NONE_THRESHOLD)} it takes to name one.`,
+    );
+  } else {
+    app.verdict = top.label;
+    ready[top.index].root.classList.add('best');
+    verdict.replaceChildren('Looks like ', Object.assign(document.createElement('strong'), { textContent: top.label }), ` (${percent(top.score)} same character)`);
+  }
+  const bestSupport = supports.filter((s) => s.slot === top.index).reduce((a, b) => (scores[supports.indexOf(b)] > scores[supports.indexOf(a)] ? b : a));
+  query.bestSupport = bestSupport.embedding;
+  if ($('heatmap-toggle').checked) await drawHeatmap();
   $('timing').textContent = `${ready.length}-way query in ${(performance.now() - started).toFixed(1)} ms (${app.backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'})`;
 }
 
@@ -270,12 +334,35 @@ async function verifyPair() {
   try {
     const [p] = await serial(() => app.network.run((engine) => engine.scores(a, b)));
     app.lastVerify = p;
-    const verdict = Object.assign(document.createElement('strong'), { textContent: p >= 0.5 ? 'Same character' : 'Different characters' });
-    verdict.style.color = p >= 0.5 ? '' : 'var(--bad)';
+    const same = p >= SAME_THRESHOLD;
+    const verdict = Object.assign(document.createElement('strong'), { textContent: same ? 'Same' : 'Different' });
+    verdict.style.color = same ? '' : 'var(--bad)';
     result.replaceChildren(verdict, ` — ${percent(p)} probability that both show the same character`);
   } catch (error) {
     result.textContent = String(error?.message ?? error);
     result.classList.add('error');
+  }
+}
+
+// ---- where it looks ------------------------------------------------------------------------
+
+/** Paints the occlusion map of the query against its best match (when the toggle is on). */
+async function drawHeatmap() {
+  const figure = $('heatmap-figure');
+  const input = app.query.input;
+  if (!query.bestSupport || !input) {
+    figure.hidden = true;
+    return;
+  }
+  try {
+    const size = Math.round(Math.sqrt(input.length));
+    const map = await serial(() => app.network.run((engine) => occlusionMap(engine, input, size, query.bestSupport)));
+    paintMap($('heatmap'), input, size, map);
+    app.heatmap = map;
+    figure.hidden = false;
+  } catch (error) {
+    figure.hidden = true;
+    app.lastError = String(error?.message ?? error);
   }
 }
 
@@ -296,7 +383,7 @@ async function loadWeights(bytes, source) {
     // Calls already queued finish on the old engine first.
     const switched = await serial(() => app.network.load(weights));
     if (!switched) return false; // a later load won
-    app.version++;
+    changed();
     app.weightsSource = source;
     message.textContent = `Using ${source}.`;
     message.classList.remove('error');
@@ -325,24 +412,55 @@ function setUp() {
   app.query = new DrawingPad($('query-pad'), { label: 'query drawing', onChange: (_, final) => schedule(query, final, embedQuery) });
   app.verify = ['verify-a', 'verify-b'].map((id) => new DrawingPad($(id), { label: 'drawing to compare', onChange: (_, final) => schedule(verifyState, final, verifyPair) }));
 
-  $('add-slot').addEventListener('click', () => addSlot());
-  $('export').addEventListener('click', () => {
-    download('oneshot-support-set.json', exportSet(app.slots.map((s) => ({ label: s.name.value, drawings: s.drawings.map((d) => d.pad.strokes) }))));
+  $('add-slot').addEventListener('click', () => {
+    addSlot();
+    changed();
   });
+  $('example').addEventListener('click', () => loadExample());
+  $('share').addEventListener('click', () => shareLink());
+  $('start-over').addEventListener('click', () => {
+    replaceSet(Array.from({ length: DEFAULT_SLOTS }, (_, i) => ({ label: `#${i + 1}`, drawings: [[]] })));
+    app.query.clear();
+    clearTimeout(saveTimer);
+    forget();
+    history.replaceState(null, '', location.pathname + location.search);
+    $('model-message').textContent = 'Started over: every drawing and label is gone.';
+  });
+  $('export').addEventListener('click', () => download('oneshot-support-set.json', currentSet()));
+  // The file inputs are hidden; their buttons are what the keyboard reaches.
+  for (const [button, input] of [['import-button', 'import'], ['weights-load', 'weights-file'], ['lake-choose', 'lake-file']]) {
+    $(button).addEventListener('click', () => $(input).click());
+  }
   $('import').addEventListener('change', async (event) => {
     const file = event.target.files?.[0];
     event.target.value = '';
     if (!file) return;
     try {
       const slots = importSet(await file.text());
-      for (const slot of app.slots) slot.root.remove();
-      app.slots = [];
-      for (const { label, drawings } of slots) addSlot(label, drawings);
+      replaceSet(slots);
       $('model-message').textContent = `Imported ${slots.length} characters from ${file.name}.`;
     } catch (error) {
       $('model-message').textContent = `Could not import ${file.name}: ${error.message}`;
     }
   });
+  $('heatmap-toggle').addEventListener('change', (event) => {
+    if (event.target.checked) drawHeatmap();
+    else $('heatmap-figure').hidden = true;
+  });
+  $('lake-file').addEventListener('change', async (event) => {
+    const file = event.target.files?.[0];
+    event.target.value = '';
+    if (!file || !app.network?.active) return;
+    app.lakeRun = runBenchmark(app.network, new Uint8Array(await file.arrayBuffer()), file.name);
+    await app.lakeRun;
+  });
+  $('lake-wrong-only').addEventListener('change', (event) => showOnlyMistakes(event.target.checked));
+  $('verify-note').textContent =
+    `Two signatures, or two drawings of anything, compare the same way: "Same" from ${percent(SAME_THRESHOLD)} on. ` +
+    `On held-out Omniglot drawers (two people drawing one character, standing in for two signatures by one person ` +
+    `until signature data exists), that calls ${PAIR_FALSE_REJECT.toFixed(1)} % of same-character pairs different and ` +
+    `${PAIR_FALSE_ACCEPT.toFixed(1)} % of different-character pairs the same. "None of these" above: below ${percent(NONE_THRESHOLD)} ` +
+    `(misses ${FALSE_NONE.toFixed(1)} % of characters that are there; names one in ${FALSE_MATCH.toFixed(1)} % of queries whose character is not).`;
   $('weights-file').addEventListener('change', async (event) => {
     const file = event.target.files?.[0];
     event.target.value = '';
@@ -373,21 +491,59 @@ function setUp() {
     },
     onDone: (weights, description) => useWeights(weights, description),
   });
-  document.addEventListener('keydown', (event) => {
-    const pad = DrawingPad.active;
-    if (!pad || event.target instanceof HTMLInputElement) return;
-    const key = event.key.toLowerCase();
-    if ((key === 'z' && (event.ctrlKey || event.metaKey)) || (key === 'u' && !event.ctrlKey)) {
-      event.preventDefault();
-      pad.undo();
-    } else if (key === 'escape' || (key === 'c' && !event.ctrlKey && !event.metaKey)) {
-      pad.clear();
+}
+
+/** Fills the support set with five Greek letters drawn by people, and a query. */
+async function loadExample() {
+  try {
+    const response = await fetch(new URL('../examples/omniglot-greek.json', import.meta.url));
+    const example = await response.json();
+    replaceSet(example.slots);
+    app.query.setStrokes(example.queries[1].strokes);
+    $('model-message').textContent = `An example: five Greek letters and a β by another hand. ${example.attribution}`;
+  } catch (error) {
+    $('model-message').textContent = `Could not load the example: ${error.message}`;
+  }
+}
+
+/** Puts a link carrying the support set in the address bar and on the clipboard. */
+async function shareLink() {
+  const url = await linkFor(currentSet());
+  history.replaceState(null, '', url);
+  app.sharedLink = url;
+  try {
+    await navigator.clipboard.writeText(url);
+    $('model-message').textContent = `A link to these drawings is on the clipboard (${url.length} characters; the drawings travel in it, no server sees them).`;
+  } catch {
+    $('model-message').textContent = `The address bar now holds a link to these drawings (${url.length} characters; copy it from there).`;
+  }
+}
+
+/** The support set a visit starts with: a shared link's, else the one kept in this browser. */
+async function restoreSet() {
+  try {
+    const shared = await setFromFragment(location.hash);
+    if (shared) {
+      replaceSet(importSet(shared));
+      return 'Loaded the drawings from the link.';
     }
-  });
+  } catch (error) {
+    return `Could not open the link: ${error.message}`;
+  }
+  const saved = loadSaved();
+  if (!saved) return '';
+  try {
+    replaceSet(importSet(saved));
+    return 'Your drawings from last time are back (Start over forgets them).';
+  } catch {
+    forget(); // from an older page, or damaged: start fresh
+    return '';
+  }
 }
 
 async function start() {
   setUp();
+  const restored = await restoreSet();
   const loadStarted = performance.now();
   setStatus('Downloading the network…');
   app.network = new Network({ onSwitch: () => reembed(), onNotice: () => setStatus(`Ready · ${describeBackend()}`, { ready: true }) });
@@ -395,7 +551,7 @@ async function start() {
     status.progress.value = fraction;
   });
   app.weightsSource = 'the shipped weights';
-  $('model-message').textContent = `Using ${app.weightsSource}.`;
+  $('model-message').textContent = `Using ${app.weightsSource}.${restored ? ` ${restored}` : ''}`;
   $('weights-download').disabled = false;
   await reembed();
   app.startupMs = performance.now() - loadStarted;

@@ -41,7 +41,8 @@ export class DrawingPad {
     this.root.className = 'pad';
     this.canvas = document.createElement('canvas');
     this.canvas.setAttribute('role', 'img');
-    this.canvas.setAttribute('aria-label', label);
+    this.canvas.setAttribute('aria-label', `${label}: draw with a mouse, a pen or a finger; U or Ctrl+Z undoes, C or Escape clears`);
+    // A tab stop with a purpose: the keys below work while the box has focus.
     this.canvas.tabIndex = 0;
     const tools = document.createElement('div');
     tools.className = 'tools';
@@ -50,6 +51,15 @@ export class DrawingPad {
     tools.append(this.undoButton, this.clearButton);
     this.message = document.createElement('p');
     this.message.className = 'error';
+    // What the network sees of the drawing: its input square, drawn small.
+    this.view = document.createElement('canvas');
+    this.view.className = 'view';
+    this.view.width = this.view.height = 32;
+    this.view.title = 'What the network sees';
+    this.view.setAttribute('role', 'img');
+    this.view.setAttribute('aria-label', `what the network sees of ${label}`);
+    this.view.hidden = true;
+    tools.append(this.view);
     this.root.append(this.canvas, tools, this.message);
     host.append(this.root);
 
@@ -102,6 +112,23 @@ export class DrawingPad {
     }
   }
 
+  /**
+   * Shows the network's input for this drawing (`size²` values, 1 = ink), or hides it for
+   * null.
+   */
+  showInput(values, size) {
+    this.view.hidden = !values;
+    if (!values) return;
+    if (this.view.width !== size) this.view.width = this.view.height = size;
+    const context = this.view.getContext('2d');
+    const image = context.createImageData(size, size);
+    values.forEach((v, i) => {
+      const shade = 255 - Math.round(255 * Math.min(1, Math.max(0, v)));
+      image.data.set([shade, shade, shade, 255], 4 * i);
+    });
+    context.putImageData(image, 0, 0);
+  }
+
   /** Shows (or, with an empty text, hides) a message under the pad. */
   setMessage(text) {
     this.message.textContent = text;
@@ -113,6 +140,17 @@ export class DrawingPad {
   }
 
   #listen() {
+    // Shortcuts only while this box has focus, so typing elsewhere is never taken.
+    this.canvas.addEventListener('keydown', (event) => {
+      const key = event.key.toLowerCase();
+      if ((key === 'z' && (event.ctrlKey || event.metaKey)) || (key === 'u' && !event.ctrlKey && !event.metaKey)) {
+        event.preventDefault();
+        this.undo();
+      } else if (key === 'escape' || (key === 'c' && !event.ctrlKey && !event.metaKey)) {
+        event.preventDefault();
+        this.clear();
+      }
+    });
     let active = null;
     const point = (event) => {
       const rect = this.canvas.getBoundingClientRect();
@@ -122,6 +160,7 @@ export class DrawingPad {
     this.canvas.addEventListener('pointerdown', (event) => {
       if (event.button !== 0 && event.pointerType === 'mouse') return;
       event.preventDefault();
+      this.canvas.focus({ preventScroll: true });
       this.canvas.setPointerCapture(event.pointerId);
       DrawingPad.active?.root.classList.remove('active');
       DrawingPad.active = this;
@@ -157,7 +196,7 @@ export class DrawingPad {
   }
 }
 
-/** The pad the user last drew on, for keyboard shortcuts. */
+/** The pad the user last drew on (highlighted). */
 DrawingPad.active = null;
 
 function button(text, action) {

@@ -174,6 +174,26 @@ impl CpuRecognizer {
     }
 }
 
+impl CpuRecognizer {
+    /// For each query, the support it most likely shows the same character as (the first on a
+    /// tie): one-shot classification, as `eval` and the page's benchmark ask it.
+    pub fn classify(
+        &self,
+        supports: &[&InkImage],
+        queries: &[&InkImage],
+    ) -> Result<Vec<usize>, PreprocessError> {
+        let supports = self.embed(supports)?;
+        let queries = self.embed(queries)?;
+        let count = supports.len() / self.embedding_width().max(1);
+        Ok(self.scores(&queries, &supports).chunks(count.max(1)).map(argmax).collect())
+    }
+}
+
+/// The index of the largest value (the first of equals); 0 for none.
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+}
+
 /// The file's tensors taken in the network's order, each checked against the shape it must have.
 struct Layout<'a> {
     tensors: std::slice::Iter<'a, TensorValues>,

@@ -22,6 +22,15 @@ impl Archive {
         Ok(Self { path: path.to_path_buf(), files })
     }
 
+    /// The files of a zip archive held in memory (a file a page was given, say); `label` names
+    /// it in messages. Archives that would unpack to more than 256 MiB, or hold more than
+    /// 50,000 files, are refused before they are unpacked.
+    pub fn from_zip_bytes(label: &str, bytes: Vec<u8>) -> Result<Self, DataError> {
+        let path = PathBuf::from(label);
+        let files = read_zip_from(std::io::Cursor::new(bytes), &path)?;
+        Ok(Self { path, files })
+    }
+
     /// Where the files came from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -38,11 +47,27 @@ impl Archive {
     }
 }
 
+/// The most a zip may unpack to, and the most files it may hold.
+const MAX_UNPACKED_BYTES: u64 = 256 << 20;
+const MAX_FILES: usize = 50_000;
+
 fn read_zip(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
-    let zip_error = |source| DataError::Zip { path: path.to_path_buf(), source };
     let file =
         std::fs::File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_error)?;
+    read_zip_from(std::io::BufReader::new(file), path)
+}
+
+fn read_zip_from<R: Read + std::io::Seek>(
+    reader: R,
+    path: &Path,
+) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
+    let zip_error = |source| DataError::Zip { path: path.to_path_buf(), source };
+    let mut zip = zip::ZipArchive::new(reader).map_err(zip_error)?;
+    let too_big = |reason: String| DataError::Layout { archive: path.to_path_buf(), reason };
+    if zip.len() > MAX_FILES {
+        return Err(too_big(format!("it holds {} files, more than {MAX_FILES}", zip.len())));
+    }
+    let mut unpacked = 0u64;
     let mut files = BTreeMap::new();
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(zip_error)?;
@@ -50,8 +75,17 @@ fn read_zip(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
             continue;
         }
         let name = entry.name().to_string();
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| zip_error(zip::result::ZipError::Io(e)))?;
+        // The declared size may lie: the reading itself is bounded too.
+        let room = MAX_UNPACKED_BYTES - unpacked;
+        let mut bytes = Vec::with_capacity(entry.size().min(room) as usize);
+        (&mut entry)
+            .take(room + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| zip_error(zip::result::ZipError::Io(e)))?;
+        unpacked += bytes.len() as u64;
+        if unpacked > MAX_UNPACKED_BYTES {
+            return Err(too_big(format!("it unpacks to more than {} MiB", MAX_UNPACKED_BYTES >> 20)));
+        }
         files.insert(name, bytes);
     }
     Ok(files)

@@ -207,6 +207,41 @@ impl Engine {
 }
 
 impl Engine {
+    /// For each query, the support it most likely matches (one-shot classification).
+    #[cfg(feature = "burn")]
+    pub(crate) async fn classify(
+        &self,
+        supports: &[&InkImage],
+        queries: &[&InkImage],
+    ) -> Result<Vec<usize>, JsError> {
+        match &self.net {
+            Net::Cpu(r) => r.classify(supports, queries).map_err(js_error),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(_) => {
+                let (supports_e, queries_e) =
+                    (self.embed_all(supports).await?, self.embed_all(queries).await?);
+                let scores = self.net.scores(queries_e, supports_e).await?;
+                Ok(scores.chunks(supports.len().max(1)).map(oneshot_core::recognize::argmax).collect())
+            }
+        }
+    }
+
+    /// Embeddings of pictures, each from its views.
+    #[cfg(feature = "webgpu")]
+    async fn embed_all(&self, images: &[&InkImage]) -> Result<Vec<f32>, JsError> {
+        let mut inputs = Vec::new();
+        for image in images {
+            inputs.extend(self.net.render_views(image)?);
+        }
+        self.net.embed_views(&inputs, self.views()).await
+    }
+
+    /// The network's view of a picture (its first, undistorted view).
+    #[cfg(feature = "burn")]
+    pub(crate) fn view_of(&self, image: &InkImage) -> Result<Vec<f32>, JsError> {
+        self.first_view(image)
+    }
+
     /// An engine on the CPU, saying why not on WebGPU.
     fn on_cpu(weights: Vec<u8>, expected: &SiameseConfig, reason: String) -> Result<Engine, JsError> {
         let recognizer =

@@ -3,7 +3,7 @@
 //!
 //! - default features: the small CPU build the page starts with (the Burn-free recognizer);
 //! - `burn`: adds fine-tuning on the CPU (Burn's `flex` backend), loaded by the fine-tuning
-//!   worker when there is no GPU;
+//!   worker when there is no GPU, and Lake's runs read from a zip for the benchmark in the page;
 //! - `webgpu`: Burn on WebGPU, for recognition and fine-tuning where the browser has a GPU.
 //!
 //! Calls are async where WebGPU reads results back (a synchronous readback panics in the
@@ -15,11 +15,15 @@ mod engine;
 mod gpu;
 mod input;
 #[cfg(feature = "burn")]
+mod runs;
+#[cfg(feature = "burn")]
 mod tuning;
 
 use wasm_bindgen::prelude::*;
 
 pub use engine::Engine;
+#[cfg(feature = "burn")]
+pub use runs::LakeRuns;
 #[cfg(feature = "burn")]
 pub use tuning::FineTuning;
 

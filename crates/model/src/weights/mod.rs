@@ -9,6 +9,7 @@ mod tensors;
 
 use burn::tensor::Device;
 use oneshot_core::architecture::SiameseConfig;
+use oneshot_core::recognize::CpuRecognizer;
 use oneshot_core::weights::{self as format, TensorValues, check_expected};
 
 use crate::network::Siamese;
@@ -64,6 +65,27 @@ pub fn from_bytes(
     check_expected(&file.config, expected)?;
     let model = tensors::build(&file.config, &file.tensors, device)?;
     Ok((file.config, model))
+}
+
+/// The Burn-free CPU recognizer of a weights file of any format this version reads (format 1
+/// goes through a Burn network to get its values).
+pub fn cpu_recognizer(bytes: &[u8], expected: Option<&SiameseConfig>) -> Result<CpuRecognizer, WeightsError> {
+    if format::is_format_1(bytes) {
+        let (config, model) = from_bytes(bytes, expected, &Device::flex())?;
+        return CpuRecognizer::new(config, &tensor_values(&model));
+    }
+    CpuRecognizer::from_bytes(bytes, expected)
+}
+
+/// Reads a weights file into the CPU recognizer; see [`cpu_recognizer`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_cpu_recognizer(path: &std::path::Path) -> Result<CpuRecognizer, WeightsError> {
+    let wrap = |source: Box<dyn std::error::Error + Send + Sync>| WeightsError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(|e| wrap(Box::new(e)))?;
+    cpu_recognizer(&bytes, None).map_err(|e| wrap(Box::new(e)))
 }
 
 /// Writes a weights file atomically (a temporary file, then a rename), so a killed process
