@@ -123,7 +123,7 @@ impl ModuleVisitor for PathVisitor {
 /// The reference: the workload's inputs and what this crate computes from them.
 ///
 /// - `query_views` `[8, 1, s, s]` → `view_embeddings` `[8, d]` (the twin, inference mode);
-/// - `supports` `[20, d]`: the support drawings' embeddings (mean of 8 views), as the page caches
+/// - `supports` `[20, d]`: the support drawings' embeddings (mean of their views), as the page caches
 ///   them; `scores` `[20]`: the query (mean of its views' embeddings) against them;
 /// - `pair_a`, `pair_b` `[B, 1, s, s]`, `labels` `[B]` → `losses` `[2]`: the pair objective in
 ///   training mode (batch statistics) before and after one Adam step at

@@ -135,7 +135,7 @@ def main():
         "stack": f"ONNX Runtime {ort.__version__} (CPU)",
         "rows": [
             row("embed", "embed one image", timing(3, options.repetitions, lambda: twin.run(None, {"images": one}))),
-            row("query", "20-way query (8 views, cached supports)",
+            row("query", f"20-way query ({len(views)} view{'s' if len(views) > 1 else ''}, cached supports)",
                 timing(3, options.repetitions, lambda: query.run(None, {"views": views, "supports": supports}))),
         ],
     })

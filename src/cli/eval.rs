@@ -209,7 +209,7 @@ pub fn run_calibrate(options: &CalibrateOptions, data_dir: &Path) -> Result<(), 
     println!("|---:|---:|---:|---:|---:|");
     for (rates, note) in grid
         .iter()
-        .filter(|r| (r.threshold * 100.0).round() as usize % 5 == 0)
+        .filter(|r| ((r.threshold * 100.0).round() as usize).is_multiple_of(5))
         .map(|r| (r, ""))
         .chain([(&best, " (none of these)"), (&same, " (same character: equal error)")])
     {

@@ -54,14 +54,14 @@ test('each pad shows what the network sees, as the drawing changes', async () =>
     const ink = () =>
       page.evaluate(() => {
         const view = window.oneshot.slots[0].pad.view;
-        if (view.hidden) return null;
+        if (view.style.visibility === 'hidden') return null;
         const data = view.getContext('2d').getImageData(0, 0, view.width, view.height).data;
         let dark = 0;
         for (let i = 0; i < data.length; i += 4) dark += 255 - data[i];
         return dark;
       });
     assert.equal(await ink(), null, 'hidden while the pad is empty');
-    const canvas = page.locator('#slots .main-drawing canvas').first();
+    const canvas = page.locator('#slots .main-drawing canvas:not(.view)').first();
     const box = await canvas.boundingBox();
     await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.5);
     await page.mouse.down();
@@ -181,7 +181,7 @@ test('the keyboard reaches every control, and shortcuts act only on a focused pa
     await page.keyboard.type('u');
     assert.equal(await page.evaluate(() => window.oneshot.slots[0].pad.isEmpty), false);
     // On a focused pad, "c" clears it.
-    await page.locator('#slots .main-drawing canvas').first().focus();
+    await page.locator('#slots .main-drawing canvas:not(.view)').first().focus();
     await page.keyboard.press('c');
     assert.equal(await page.evaluate(() => window.oneshot.slots[0].pad.isEmpty), true);
     // Named for screen readers.

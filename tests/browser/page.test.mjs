@@ -45,9 +45,9 @@ async function waitFor(page, predicate, arg) {
 }
 
 async function drawSupportSetAndQuery(page) {
-  const canvases = page.locator('#slots canvas');
+  const canvases = page.locator('#slots canvas:not(.view)');
   for (const [i, strokes] of [circle, zigzag, cross].entries()) await draw(page, canvases.nth(i), strokes);
-  await draw(page, page.locator('#query-pad canvas'), transform(zigzag, 0.8, 0.06, -0.04));
+  await draw(page, page.locator('#query-pad canvas:not(.view)'), transform(zigzag, 0.8, 0.06, -0.04));
   await page.evaluate(() => window.oneshot.idle());
   return page.evaluate(() => window.oneshot.lastScores.map((s) => ({ slot: s.slot, score: s.score })));
 }
@@ -112,7 +112,7 @@ test('bad input gives messages, no panics, and the page stays usable', async () 
     assert.match(await page.locator('#verdict').innerText(), /draw a character here/i);
 
     // A single dot still gets scores.
-    await draw(page, query.locator('canvas'), [[[0.5, 0.5]]]);
+    await draw(page, query.locator('canvas:not(.view)'), [[[0.5, 0.5]]]);
     await waitFor(page, () => window.oneshot.lastScores.length === 3);
 
     // A drawing with more points than a hand draws: refused with a message, no scores.
@@ -142,7 +142,7 @@ test('bad input gives messages, no panics, and the page stays usable', async () 
 
     // Still usable: a real drawing is scored again.
     await query.getByRole('button', { name: 'Clear' }).click();
-    await draw(page, query.locator('canvas'), cross);
+    await draw(page, query.locator('canvas:not(.view)'), cross);
     await waitFor(page, () => window.oneshot.lastScores.length === 3);
     const best = await page.evaluate(() => window.oneshot.lastScores.reduce((a, b) => (b.score > a.score ? b : a)).slot);
     assert.equal(best, 2);
@@ -215,7 +215,7 @@ for (const webgpu of [true, false]) {
       await drawSupportSetAndQuery(page);
       // A second drawing of the first character, through "+ drawing".
       await page.locator('#slots .slot').first().getByRole('button', { name: '+ drawing' }).click();
-      await draw(page, page.locator('#slots .slot').first().locator('.extra canvas'), transform(circle, 0.7, 0.05, 0.03));
+      await draw(page, page.locator('#slots .slot').first().locator('.extra canvas:not(.view)'), transform(circle, 0.7, 0.05, 0.03));
       await waitFor(page, () => window.oneshot.slots[0].drawings[1].embedding !== null);
       const shipped = await scoresOf(page);
 
@@ -258,7 +258,7 @@ test('fine-tuning can be cancelled, trains the head alone, and needs two charact
   const { browser, page, problems } = await openPage(false);
   try {
     // One character only: a message, no run.
-    await draw(page, page.locator('#slots canvas').first(), circle);
+    await draw(page, page.locator('#slots canvas:not(.view)').first(), circle);
     await page.locator('#tune-start').click();
     assert.match(await page.locator('#tune-status').innerText(), /at least two characters/);
 

@@ -57,7 +57,14 @@ function place(strokes, placement) {
  * (touch events).
  */
 async function replay_(cdp, box, strokes, pointer) {
-  const at = ([x, y]) => ({ x: box.x + x * box.width, y: box.y + y * box.height });
+  // Points on the pad's edge stay on it (the pad clamps them there anyway).
+  const inside = (v) => Math.min(0.995, Math.max(0.005, v));
+  const at = ([x, y]) => ({ x: box.x + inside(x) * box.width, y: box.y + inside(y) * box.height });
+  // Mouse and pen events are sent without waiting for each (the protocol keeps their order;
+  // waiting would cost a frame per point). Touch moves are sent one at a time, at most one per
+  // frame as a finger's arrive: sent all at once, the browser coalesces them and drops some.
+  const sent = [];
+  const send = (method, params) => sent.push(cdp.send(method, params));
   for (const stroke of strokes) {
     if (pointer === 'touch') {
       await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [at(stroke[0])] });
@@ -65,12 +72,20 @@ async function replay_(cdp, box, strokes, pointer) {
       await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
     } else {
       const base = { button: 'left', pointerType: pointer, clickCount: 1 };
-      await cdp.send('Input.dispatchMouseEvent', { type: 'mouseMoved', ...at(stroke[0]), pointerType: pointer });
-      await cdp.send('Input.dispatchMouseEvent', { type: 'mousePressed', ...at(stroke[0]), ...base });
-      for (const p of stroke.slice(1)) await cdp.send('Input.dispatchMouseEvent', { type: 'mouseMoved', ...at(p), ...base, buttons: 1 });
-      await cdp.send('Input.dispatchMouseEvent', { type: 'mouseReleased', ...at(stroke.at(-1)), ...base });
+      send('Input.dispatchMouseEvent', { type: 'mouseMoved', ...at(stroke[0]), pointerType: pointer });
+      send('Input.dispatchMouseEvent', { type: 'mousePressed', ...at(stroke[0]), ...base });
+      for (const p of stroke.slice(1)) send('Input.dispatchMouseEvent', { type: 'mouseMoved', ...at(p), ...base, buttons: 1 });
+      send('Input.dispatchMouseEvent', { type: 'mouseReleased', ...at(stroke.at(-1)), ...base });
     }
   }
+  await Promise.all(sent);
+}
+
+/** The element's box once it is scrolled into view and the page has settled. */
+async function steadyBox(page, element) {
+  await element.scrollIntoViewIfNeeded();
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  return element.boundingBox();
 }
 
 /** Replays every task at every placement; returns per placement the page's choices. */
@@ -78,6 +93,8 @@ async function runReplay(webgpu, tasks) {
   const { browser, page, problems } = await openPage({ webgpu, hasTouch: true });
   try {
     const cdp = await page.context().newCDPSession(page);
+    const navigations = [];
+    page.on('framenavigated', (frame) => frame === page.mainFrame() && navigations.push(frame.url()));
     const way = replay.way;
     // Twenty characters: the page starts with five.
     while ((await page.locator('#slots .slot').count()) < way) await page.click('#add-slot');
@@ -86,21 +103,23 @@ async function runReplay(webgpu, tasks) {
       results[placement] = { choices: [], truth: [], pointers: [] };
       for (const task of tasks) {
         await page.evaluate(() => window.oneshot.slots.forEach((s) => s.pad.clear()));
-        const canvases = page.locator('#slots .main-drawing canvas');
+        const canvases = page.locator('#slots .main-drawing canvas:not(.view)');
         for (const [i, strokes] of task.supports.entries()) {
-          const canvas = canvases.nth(i);
-          await canvas.scrollIntoViewIfNeeded();
-          await replay_(cdp, await canvas.boundingBox(), place(strokes, placement), 'mouse');
+          await replay_(cdp, await steadyBox(page, canvases.nth(i)), place(strokes, placement), 'mouse');
+          const drawn = await page.evaluate((i) => window.oneshot.slots[i].pad.strokes.length, i);
+          assert.equal(drawn, strokes.length, `support ${i} (${placement}) got its ${strokes.length} strokes`);
         }
-        const queryCanvas = page.locator('#query-pad canvas');
+        const queryCanvas = page.locator('#query-pad canvas:not(.view)');
         for (const [q, strokes] of task.queries.entries()) {
           const pointer = POINTERS[q % POINTERS.length];
           await page.evaluate(() => window.oneshot.query.clear());
-          await queryCanvas.scrollIntoViewIfNeeded();
-          await replay_(cdp, await queryCanvas.boundingBox(), place(strokes, placement), pointer);
+          await replay_(cdp, await steadyBox(page, queryCanvas), place(strokes, placement), pointer);
           await page.evaluate(() => window.oneshot.idle());
           const scores = await page.evaluate(() => window.oneshot.lastScores.map((s) => ({ slot: s.slot, score: s.score })));
-          assert.equal(scores.length, way, `every character is scored (${placement})`);
+          if (scores.length !== way) {
+            const pads = await page.evaluate(() => window.oneshot.slots.map((s, i) => `${i}: ${s.pad.strokes.length} strokes, embedded ${!!s.drawings[0].embedding}, "${s.pad.message.textContent}"`));
+            assert.fail(`${placement}: ${scores.length} of ${way} characters scored:\n${pads.join('\n')}`);
+          }
           const best = scores.reduce((a, b) => (b.score > a.score ? b : a));
           results[placement].choices.push(best.slot);
           results[placement].truth.push(task.truth[q]);
@@ -109,6 +128,7 @@ async function runReplay(webgpu, tasks) {
       }
     }
     assert.deepEqual(problems, []);
+    assert.deepEqual(navigations, [], 'the replay never navigates away');
     return results;
   } finally {
     await browser.close();
@@ -133,6 +153,21 @@ function checkAgainstNative(results, tasks, label) {
   const scans = percent(native.scans.predictions.slice(0, tasks.length).flat().filter((c, i) => c === results['as-drawn'].truth[i]).length, results['as-drawn'].truth.length);
   console.log(`# ${label}: scans of the same drawings (native) ${scans.toFixed(1)} %`);
   for (const r of rows) console.log(`# ${label}: ${r.placement}: page ${r.page.toFixed(1)} %, native strokes ${r.native.toFixed(1)} %, agreement ${r.agree.toFixed(0)} %, pointers ${r.pointers}`);
+  // Per pointer kind, over every placement.
+  for (const pointer of POINTERS) {
+    let [hits, agree, n] = [0, 0, 0];
+    for (const placement of PLACEMENTS) {
+      const page = results[placement];
+      const nativeChoices = native[`${placement}/relative`].predictions.slice(0, tasks.length).flat();
+      page.pointers.forEach((p, i) => {
+        if (p !== pointer) return;
+        n++;
+        hits += page.choices[i] === page.truth[i] ? 1 : 0;
+        agree += page.choices[i] === nativeChoices[i] ? 1 : 0;
+      });
+    }
+    console.log(`# ${label}: ${pointer}: page ${percent(hits, n).toFixed(1)} %, agreement with native ${percent(agree, n).toFixed(1)} % (${n} queries)`);
+  }
   return { scans, rows };
 }
 

@@ -142,7 +142,7 @@ async function run() {
   const one = views.slice(0, size * size);
   const rows = [
     { key: 'embed', what: 'embed one image', timing: await measure(3, repetitions, () => peer.embed(one, size)) },
-    { key: 'query', what: '20-way query (8 views, cached supports)', timing: await measure(3, repetitions, () => peer.query(views, supports, size, width)) },
+    { key: 'query', what: `20-way query (${views.length / size ** 2} view(s), cached supports)`, timing: await measure(3, repetitions, () => peer.query(views, supports, size, width)) },
   ];
   if (peer.engine && tuneSteps > 0) {
     status.textContent = 'Timing fine-tuning…';

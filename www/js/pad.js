@@ -58,7 +58,8 @@ export class DrawingPad {
     this.view.title = 'What the network sees';
     this.view.setAttribute('role', 'img');
     this.view.setAttribute('aria-label', `what the network sees of ${label}`);
-    this.view.hidden = true;
+    // Hidden by visibility, not display: its space stays, so nothing below moves when it appears.
+    this.view.style.visibility = 'hidden';
     tools.append(this.view);
     this.root.append(this.canvas, tools, this.message);
     host.append(this.root);
@@ -117,7 +118,7 @@ export class DrawingPad {
    * null.
    */
   showInput(values, size) {
-    this.view.hidden = !values;
+    this.view.style.visibility = values ? 'visible' : 'hidden';
     if (!values) return;
     if (this.view.width !== size) this.view.width = this.view.height = size;
     const context = this.view.getContext('2d');
@@ -178,9 +179,14 @@ export class DrawingPad {
       this.#redraw();
       this.#changed(false);
     });
-    const end = () => {
+    const end = (event) => {
       if (!active) return;
+      // Moves the browser had not delivered yet end where the pointer was lifted.
+      const last = active.at(-1);
+      const lifted = point(event);
+      if (event.type === 'pointerup' && (lifted[0] !== last[0] || lifted[1] !== last[1])) active.push(lifted);
       active = null;
+      this.#redraw();
       this.#changed(true);
     };
     this.canvas.addEventListener('pointerup', end);
