@@ -9,7 +9,7 @@
 // real GPU.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -69,9 +69,13 @@ const bytes = (files) => {
   }
   return { raw, gz };
 };
+// Ours: a build's glue and wasm plus the weights file, as the page fetches them (site/app-HASH/).
+const app = readdirSync(site).find((f) => f.startsWith('app-'));
+const weights = readdirSync(resolve(site, 'weights')).map((f) => `weights/${f}`);
+const build = (flavour) => [`${app}/pkg/${flavour}/oneshot_bg.wasm`, `${app}/pkg/${flavour}/oneshot.js`, ...weights];
 const downloads = {
-  // The shipped weights are embedded in our wasm (the page downloads nothing else).
-  ours: bytes(['pkg/oneshot_bg.wasm', 'pkg/oneshot.js']),
+  oursCpu: bytes(build('lite')),
+  oursGpu: bytes(build('gpu')),
   ortWasm: bytes(['ort/ort.wasm.min.mjs', 'ort/ort-wasm-simd-threaded.mjs', 'ort/ort-wasm-simd-threaded.wasm', `${data}/query.onnx`]),
   ortGpu: bytes(['ort/ort.webgpu.min.mjs', 'ort/ort-wasm-simd-threaded.asyncify.mjs', 'ort/ort-wasm-simd-threaded.asyncify.wasm', `${data}/query.onnx`]),
 };
@@ -106,8 +110,9 @@ for (const [ours, peer] of [[page.oursCpu, page.ortWasm], [page.oursGpu, page.or
   }
   add('browser, web', `navigation → first score: ${ours.stack}`, fmtMs(ours.firstScoreMs), peer.stack, fmtMs(peer.firstScoreMs), ours.firstScoreMs / peer.firstScoreMs, 'lower is better');
 }
-for (const [name, peerBytes] of [['onnxruntime-web (wasm)', downloads.ortWasm], ['onnxruntime-web (webgpu)', downloads.ortGpu]]) {
-  add('browser, web', 'download, gzipped (runtime + network)', fmtMB(downloads.ours.gz), name, fmtMB(peerBytes.gz), downloads.ours.gz / peerBytes.gz, 'lower is better');
+for (const [ours, name, peerBytes] of [['lite (CPU)', 'onnxruntime-web (wasm)', downloads.ortWasm], ['gpu (WebGPU)', 'onnxruntime-web (webgpu)', downloads.ortGpu]]) {
+  const mine = ours.startsWith('lite') ? downloads.oursCpu : downloads.oursGpu;
+  add('browser, web', `download, gzipped (runtime + network): ours ${ours}`, fmtMB(mine.gz), name, fmtMB(peerBytes.gz), mine.gz / peerBytes.gz, 'lower is better');
 }
 
 let chromiumVersion = '';
@@ -125,7 +130,7 @@ const tune = [page.oursGpu, page.oursCpu].map((r) => find(r.rows, 'train_episode
 if (tune.length) {
   console.log(`\nFine-tuning in the page (no peer: onnxruntime-web does not train): ${[page.oursGpu, page.oursCpu].map((r) => { const t = find(r.rows, 'train_episode'); return t ? `${r.stack} ${t.pairs_per_second.toFixed(0)} scored pairs/s (${fmtMs(ms(t))} per 20-way step)` : ''; }).filter(Boolean).join('; ')}.`);
 }
-console.log(`Downloads, raw / gzipped: ours ${fmtMB(downloads.ours.raw)} / ${fmtMB(downloads.ours.gz)}; onnxruntime-web wasm ${fmtMB(downloads.ortWasm.raw)} / ${fmtMB(downloads.ortWasm.gz)}, webgpu ${fmtMB(downloads.ortGpu.raw)} / ${fmtMB(downloads.ortGpu.gz)}.`);
+console.log(`Downloads, raw / gzipped: ours lite ${fmtMB(downloads.oursCpu.raw)} / ${fmtMB(downloads.oursCpu.gz)}, gpu ${fmtMB(downloads.oursGpu.raw)} / ${fmtMB(downloads.oursGpu.gz)}; onnxruntime-web wasm ${fmtMB(downloads.ortWasm.raw)} / ${fmtMB(downloads.ortWasm.gz)}, webgpu ${fmtMB(downloads.ortGpu.raw)} / ${fmtMB(downloads.ortGpu.gz)}.`);
 const agreement = { native: Object.fromEntries(Object.entries(native).map(([p, n]) => [p, n.peers.agreement])), page: Object.fromEntries(Object.entries(page).map(([k, r]) => [k, r.agreement])) };
 console.log(`Largest difference from our reference outputs (checked ≤ 1e-4 before timing): ${Math.max(...Object.values(agreement).flatMap((o) => Object.values(o).flatMap((a) => Object.values(a)))).toExponential(1)}.`);
 writeFileSync(resolve(dir, 'results.json'), JSON.stringify({ date, machine, repetitions: Number(repsArg), native, page, downloads, agreement }, null, 2));

@@ -122,7 +122,8 @@ impl ModuleVisitor for PathVisitor {
 
 /// The reference: the workload's inputs and what this crate computes from them.
 ///
-/// - `query_views` `[8, 1, s, s]` → `view_embeddings` `[8, d]` (the twin, inference mode);
+/// - `query_views` `[v, 1, s, s]` → `view_embeddings` `[v, d]` with `v` = [`DEFAULT_VIEWS`] (the
+///   twin, inference mode);
 /// - `supports` `[20, d]`: the support drawings' embeddings (mean of their views), as the page caches
 ///   them; `scores` `[20]`: the query (mean of its views' embeddings) against them;
 /// - `pair_a`, `pair_b` `[B, 1, s, s]`, `labels` `[B]` → `losses` `[2]`: the pair objective in
@@ -239,7 +240,7 @@ mod tests {
         let bytes = std::fs::read(dir.path().join(REFERENCE_FILE)).unwrap();
         let reference = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(reference.tensor("scores").unwrap().shape(), &[20]);
-        assert_eq!(reference.tensor("query_views").unwrap().shape(), &[8, 1, 32, 32]);
+        assert_eq!(reference.tensor("query_views").unwrap().shape(), &[DEFAULT_VIEWS, 1, 32, 32]);
         let losses = reference.tensor("losses").unwrap();
         let losses: Vec<f32> =
             losses.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
