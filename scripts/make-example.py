@@ -37,6 +37,21 @@ def strokes(text):
     return out
 
 
+def fit(drawing, margin=0.05):
+    """Moves a drawing that leaves the pad back inside it (Lake's recorder kept points past the
+    105-pixel canvas: one β's tail reached 1.07), shrinking it only if it is larger than the pad."""
+    xs = [p[0] for s in drawing for p in s]
+    ys = [p[1] for s in drawing for p in s]
+    span = max(max(xs) - min(xs), max(ys) - min(ys))
+    scale = min(1.0, (1 - 2 * margin) / span) if span > 0 else 1.0
+    cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+    half_w, half_h = scale * (max(xs) - min(xs)) / 2, scale * (max(ys) - min(ys)) / 2
+    # The centre that keeps the box inside [margin, 1 - margin], closest to where it was drawn.
+    nx = min(max(cx, margin + half_w), 1 - margin - half_w)
+    ny = min(max(cy, margin + half_h), 1 - margin - half_h)
+    return [[[nx + (x - cx) * scale, ny + (y - cy) * scale] for x, y in s] for s in drawing]
+
+
 def thin(stroke, gap=0.008):
     """Drops points closer than `gap` to the last kept one (keeps the ends), rounds to 3 places."""
     kept = [stroke[0]]
@@ -59,7 +74,7 @@ def main():
     def drawing(character, drawer):
         prefix = f"strokes_background_small2/{ALPHABET}/{character}/"
         files = [n for n in names if n.startswith(prefix)]
-        return [thin(s) for s in strokes(archive.read(files[drawer - 1]).decode())]
+        return [thin(s) for s in fit(strokes(archive.read(files[drawer - 1]).decode()))]
 
     example = {
         "attribution": "Omniglot (Lake, Salakhutdinov & Tenenbaum 2015), github.com/brendenlake/omniglot, MIT licence: "
