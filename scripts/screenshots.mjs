@@ -11,7 +11,8 @@ mkdirSync(out, { recursive: true });
 await startServer();
 try {
   for (const [name, viewport] of [['desktop', { width: 1280, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
-    const { browser, page } = await openPage({ viewport });
+    // Without ?backend=cpu: the status line reads as a visitor without a GPU sees it.
+    const { browser, page } = await openPage({ viewport, query: '?' });
     await page.evaluate(() => localStorage.clear());
     await page.locator('#example').click();
     await page.evaluate(() => window.oneshot.idle());

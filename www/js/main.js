@@ -495,6 +495,9 @@ function setUp() {
 
 /** Fills the support set with five Greek letters drawn by people, and a query. */
 async function loadExample() {
+  // Pending until the set is on the pads, so that `app.idle()` also waits for the download.
+  const loading = {};
+  pending.add(loading);
   try {
     const response = await fetch(new URL('../examples/omniglot-greek.json', import.meta.url));
     const example = await response.json();
@@ -503,6 +506,8 @@ async function loadExample() {
     $('model-message').textContent = `An example: five Greek letters and a β by another hand. ${example.attribution}`;
   } catch (error) {
     $('model-message').textContent = `Could not load the example: ${error.message}`;
+  } finally {
+    pending.delete(loading);
   }
 }
 
