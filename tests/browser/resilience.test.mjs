@@ -147,6 +147,39 @@ async function drawSmallSet(page) {
   return page.evaluate(() => window.oneshot.lastScores.map((s) => s.score));
 }
 
+test('the fine-tuning build refuses class numbers it cannot index, and keeps working', async () => {
+  const { browser, page, problems } = await openPage();
+  try {
+    const outcome = await page.evaluate(async () => {
+      const main = [...document.scripts].find((s) => s.type === 'module').src;
+      const { createEngine } = await import(new URL('engine.js', main));
+      const { engine } = await createEngine('cpu', window.oneshot.network.weights);
+      // Each drawing one stroke of two points; `classes` names each drawing's character.
+      const attempt = (classes) => {
+        const n = classes.length;
+        try {
+          const run = engine.fineTuneStrokes('whole', Uint32Array.from(classes), new Uint32Array(n).fill(1), new Uint32Array(n).fill(2),
+            Float32Array.from({ length: 4 * n }, (_, i) => [0.2, 0.2 + (i >> 2) * 0.1, 0.8, 0.7][i & 3]));
+          run.free();
+          return 'accepted';
+        } catch (error) {
+          return error instanceof Error ? error.message : `not an Error: ${error}`;
+        }
+      };
+      // u32::MAX + 1 wrapped to 0 on wasm32 and then indexed an empty list: a trap.
+      const refused = [[0, 2 ** 32 - 1], [0, 1e9], [0, 2]].map(attempt);
+      const accepted = attempt([0, 1]);
+      engine.free();
+      return { refused, accepted };
+    });
+    for (const message of outcome.refused) assert.match(message, /class numbers must be below the number of drawings/);
+    assert.equal(outcome.accepted, 'accepted');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('a trapped engine is replaced and the page keeps scoring', async () => {
   const { browser, page, problems } = await openPage();
   try {

@@ -76,3 +76,27 @@ pub fn chunks<'a>(
 pub fn check_items(values: &[f32], each: usize, what: &str) -> Result<(), JsError> {
     chunks(values, each, what).map(|_| ())
 }
+
+/// The number of characters that class numbers `classes` name, if every one is below `drawings`
+/// (each character has a drawing). Class numbers index a list, so a huge one must not allocate,
+/// and `u32::MAX + 1` must not wrap to 0 on wasm32, where `usize` is 32 bits.
+#[cfg(any(feature = "burn", test))]
+pub fn class_count(classes: &[u32], drawings: usize) -> Option<usize> {
+    let count = classes.iter().map(|&c| u64::from(c) + 1).max().unwrap_or(0);
+    usize::try_from(count).ok().filter(|&count| count <= drawings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::class_count;
+
+    #[test]
+    fn class_numbers_are_bounded_by_the_drawings_without_wrapping() {
+        assert_eq!(class_count(&[0, 1, 1, 0], 4), Some(2));
+        assert_eq!(class_count(&[], 0), Some(0));
+        assert_eq!(class_count(&[0, 4], 4), None);
+        assert_eq!(class_count(&[u32::MAX], 1), None);
+        assert_eq!(class_count(&[0, u32::MAX], 2), None);
+        assert_eq!(class_count(&[1_000_000_000], 3), None);
+    }
+}

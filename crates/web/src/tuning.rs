@@ -9,7 +9,7 @@ use oneshot_model::weights;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::{Engine, Net};
-use crate::input::{MAX_ITEMS, js_error, rgba_image, rgba_len, strokes_image};
+use crate::input::{MAX_ITEMS, class_count, js_error, rgba_image, rgba_len, strokes_image};
 
 /// A fine-tuning run in progress (see [`FineTuner`]).
 #[wasm_bindgen]
@@ -110,11 +110,8 @@ impl Engine {
                 "every drawing needs a class, and at most {MAX_ITEMS} drawings"
             )));
         }
-        // Class numbers index a list: bound them by the drawings (a huge one would allocate).
-        let count = classes.iter().map(|&c| c as usize).max().map_or(0, |c| c + 1);
-        if count > images.len() {
-            return Err(JsError::new("class numbers must be below the number of drawings"));
-        }
+        let count = class_count(&classes, images.len())
+            .ok_or_else(|| JsError::new("class numbers must be below the number of drawings"))?;
         let mut drawings: Vec<Vec<InkImage>> = vec![Vec::new(); count];
         for (&class, image) in classes.iter().zip(images) {
             drawings[class as usize].push(image);
