@@ -17,6 +17,8 @@ fn web() -> (SiameseConfig, Siamese) {
     (config, model)
 }
 
+/// A batch of random images. Draw it once per test and clone it: the seed is the backend's, shared
+/// by every test thread, so two draws can differ when another test draws in between.
 fn images() -> Tensor<4> {
     Tensor::<4>::random([3, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device())
 }
@@ -43,8 +45,9 @@ fn f32_round_trip_is_exact_and_keeps_parameter_ids() {
     let bytes = to_bytes(&model, &config, Encoding::F32);
     let (loaded_config, loaded) = from_bytes(&bytes, Some(&config), &device()).unwrap();
     assert_eq!(loaded_config, config);
-    let before = model.valid().embed(images()).into_data();
-    let after = loaded.valid().embed(images()).into_data();
+    let images = images();
+    let before = model.valid().embed(images.clone()).into_data();
+    let after = loaded.valid().embed(images).into_data();
     before.assert_approx_eq::<f32>(&after, Tolerance::absolute(0.0));
     // An optimiser's state is keyed by the trainable parameters' ids: a resumed run needs them.
     let training = device().autodiff();
@@ -63,8 +66,9 @@ fn q8_is_a_quarter_of_the_size_and_close() {
     let small = to_bytes(&model, &config, Encoding::Q8);
     assert!(small.len() * 10 < exact.len() * 3, "{} vs {} bytes", small.len(), exact.len());
     let (_, loaded) = from_bytes(&small, Some(&config), &device()).unwrap();
-    let before = model.valid().embed(images()).into_data().try_to_vec::<f32>().unwrap();
-    let after = loaded.valid().embed(images()).into_data().try_to_vec::<f32>().unwrap();
+    let images = images();
+    let before = model.valid().embed(images.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let after = loaded.valid().embed(images).into_data().try_to_vec::<f32>().unwrap();
     let worst = before.iter().zip(&after).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(worst > 0.0 && worst < 0.02, "largest difference {worst}");
 }
@@ -75,15 +79,16 @@ fn asynchronous_export_keeps_every_tensor() {
     let config = Preset::Web.config();
     // Move the running statistics away from their initial values, as training does.
     let model = config.init(&device.clone().autodiff()).train();
-    let _ = model.embed(images().to_device(&device.clone().autodiff()));
+    let images = images();
+    let _ = model.embed(images.clone().to_device(&device.clone().autodiff()));
     let model = model.valid();
     let exported = block_on(to_bytes_async(&model, &config)).unwrap();
     let (_, loaded) = from_bytes(&exported, Some(&config), &device).unwrap();
     // Inference uses the running statistics, so equal outputs mean equal statistics too.
-    let expected = model.embed(images()).into_data();
-    loaded.embed(images()).into_data().assert_approx_eq::<f32>(&expected, Tolerance::absolute(0.0));
+    let expected = model.embed(images.clone()).into_data();
+    loaded.embed(images.clone()).into_data().assert_approx_eq::<f32>(&expected, Tolerance::absolute(0.0));
     // …which a network that did not see the batch does not have.
-    let fresh = config.init(&device).embed(images()).into_data().try_to_vec::<f32>().unwrap();
+    let fresh = config.init(&device).embed(images).into_data().try_to_vec::<f32>().unwrap();
     let expected = expected.try_to_vec::<f32>().unwrap();
     assert!(fresh.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-4));
 }
@@ -111,8 +116,9 @@ fn format_1_files_still_load_natively() {
     old.extend(json);
     old.extend(payload.iter());
     let (_, loaded) = from_bytes(&old, Some(&config), &device()).unwrap();
-    let before = model.valid().embed(images()).into_data();
-    loaded.valid().embed(images()).into_data().assert_approx_eq::<f32>(&before, Tolerance::absolute(0.0));
+    let images = images();
+    let before = model.valid().embed(images.clone()).into_data();
+    loaded.valid().embed(images).into_data().assert_approx_eq::<f32>(&before, Tolerance::absolute(0.0));
     // Only the readers of the current format refuse it (the page is one).
     assert!(matches!(oneshot_core::weights::read(&old), Err(WeightsError::OldFormat)));
 }
