@@ -5,6 +5,7 @@
 //   site/weights/web-HASH.osw            the shipped weights, fetched once and cached
 //   site/sw.js                           the service worker: the page works offline after a visit
 //   site/ort/                            onnxruntime-web, for bench.html only
+//   site/tfjs/                           TensorFlow.js (core, wasm and WebGPU backends), for bench.html only
 //
 // A new deploy gets new folder and file names wherever content changed, so a browser never pairs
 // old JS glue with new wasm, and the service worker's cache is versioned by the same hash.
@@ -98,6 +99,20 @@ if (existsSync(ort)) {
   mkdirSync(join(site, 'ort'));
   for (const file of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm', 'ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm']) {
     cpSync(join(ort, file), join(site, 'ort', file));
+  }
+}
+
+// TensorFlow.js for the benchmark page only: its core and its wasm (XNNPACK) and WebGPU backends.
+const tfjs = join(root, 'node_modules/@tensorflow');
+if (existsSync(join(tfjs, 'tfjs-core'))) {
+  mkdirSync(join(site, 'tfjs'));
+  const files = {
+    'tfjs-core': ['tf-core.min.js'],
+    'tfjs-backend-wasm': ['tf-backend-wasm.min.js', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'],
+    'tfjs-backend-webgpu': ['tf-backend-webgpu.min.js'],
+  };
+  for (const [pkg, names] of Object.entries(files)) {
+    for (const name of names) cpSync(join(tfjs, pkg, 'dist', name), join(site, 'tfjs', name));
   }
 }
 

@@ -1,6 +1,6 @@
 // The browser half of scripts/bench-compare, and the table: runs www/bench.html in headless
-// Chromium (Debian's) once per stack — ours on WebGPU and on the CPU, onnxruntime-web on wasm and
-// on WebGPU, each in a fresh browser — then reads the native reports that scripts/bench-compare
+// Chromium (Debian's) once per stack — ours on WebGPU and on the CPU, onnxruntime-web and
+// TensorFlow.js each on wasm and on WebGPU, each in a fresh browser — then reads the native reports that scripts/bench-compare
 // wrote (DIR/{web,koch}/{ours,peers}.json) and prints one Markdown table of ratios, ours / peer,
 // with the machine and date. Everything is also written to DIR/results.json.
 //
@@ -55,6 +55,8 @@ try {
     oursCpu: await runPage('ours', false, '&backend=cpu'),
     ortWasm: await runPage('ort-wasm', false),
     ortGpu: await runPage('ort-webgpu', true),
+    tfjsWasm: await runPage('tfjs-wasm', false),
+    tfjsGpu: await runPage('tfjs-webgpu', true),
   };
 } finally {
   server.kill();
@@ -78,6 +80,8 @@ const downloads = {
   oursGpu: bytes(build('gpu')),
   ortWasm: bytes(['ort/ort.wasm.min.mjs', 'ort/ort-wasm-simd-threaded.mjs', 'ort/ort-wasm-simd-threaded.wasm', `${data}/query.onnx`]),
   ortGpu: bytes(['ort/ort.webgpu.min.mjs', 'ort/ort-wasm-simd-threaded.asyncify.mjs', 'ort/ort-wasm-simd-threaded.asyncify.wasm', `${data}/query.onnx`]),
+  tfjsWasm: bytes(['tfjs/tf-core.min.js', 'tfjs/tf-backend-wasm.min.js', 'tfjs/tfjs-backend-wasm-simd.wasm', `${data}/weights.safetensors`]),
+  tfjsGpu: bytes(['tfjs/tf-core.min.js', 'tfjs/tf-backend-webgpu.min.js', `${data}/weights.safetensors`]),
 };
 const native = Object.fromEntries(['web', 'koch'].map((preset) => {
   const ours = JSON.parse(readFileSync(resolve(dir, preset, 'ours.json'), 'utf8'));
@@ -103,14 +107,19 @@ for (const preset of ['web', 'koch']) {
   const o = find(ours.rows, 'train'), p = find(torch.rows, 'train');
   add(`native, ${preset}`, `${o.what} (pairs/s)`, o.pairs_per_second.toFixed(1), torch.stack, p.pairs_per_second.toFixed(1), o.pairs_per_second / p.pairs_per_second, 'higher is better');
 }
-for (const [ours, peer] of [[page.oursCpu, page.ortWasm], [page.oursGpu, page.ortGpu]]) {
+for (const [ours, peer] of [[page.oursCpu, page.ortWasm], [page.oursGpu, page.ortGpu], [page.oursCpu, page.tfjsWasm], [page.oursGpu, page.tfjsGpu]]) {
   for (const key of ['embed', 'query']) {
     const o = find(ours.rows, key), p = find(peer.rows, key);
     add('browser, web', `${o.what}: ${ours.stack}`, fmtMs(ms(o)), peer.stack, fmtMs(ms(p)), ms(o) / ms(p), 'lower is better');
   }
   add('browser, web', `navigation → first score: ${ours.stack}`, fmtMs(ours.firstScoreMs), peer.stack, fmtMs(peer.firstScoreMs), ours.firstScoreMs / peer.firstScoreMs, 'lower is better');
 }
-for (const [ours, name, peerBytes] of [['lite (CPU)', 'onnxruntime-web (wasm)', downloads.ortWasm], ['gpu (WebGPU)', 'onnxruntime-web (webgpu)', downloads.ortGpu]]) {
+for (const [ours, name, peerBytes] of [
+  ['lite (CPU)', 'onnxruntime-web (wasm)', downloads.ortWasm],
+  ['gpu (WebGPU)', 'onnxruntime-web (webgpu)', downloads.ortGpu],
+  ['lite (CPU)', 'TensorFlow.js (wasm)', downloads.tfjsWasm],
+  ['gpu (WebGPU)', 'TensorFlow.js (webgpu)', downloads.tfjsGpu],
+]) {
   const mine = ours.startsWith('lite') ? downloads.oursCpu : downloads.oursGpu;
   add('browser, web', `download, gzipped (runtime + network): ours ${ours}`, fmtMB(mine.gz), name, fmtMB(peerBytes.gz), mine.gz / peerBytes.gz, 'lower is better');
 }
@@ -128,9 +137,9 @@ console.log('|---|---|---:|---|---:|---:|');
 for (const line of lines) console.log(line);
 const tune = [page.oursGpu, page.oursCpu].map((r) => find(r.rows, 'train_episode')).filter(Boolean);
 if (tune.length) {
-  console.log(`\nFine-tuning in the page (no peer: onnxruntime-web does not train): ${[page.oursGpu, page.oursCpu].map((r) => { const t = find(r.rows, 'train_episode'); return t ? `${r.stack} ${t.pairs_per_second.toFixed(0)} scored pairs/s (${fmtMs(ms(t))} per 20-way step)` : ''; }).filter(Boolean).join('; ')}.`);
+  console.log(`\nFine-tuning in the page (no peer: onnxruntime-web does not train, and a TensorFlow.js training loop is not written): ${[page.oursGpu, page.oursCpu].map((r) => { const t = find(r.rows, 'train_episode'); return t ? `${r.stack} ${t.pairs_per_second.toFixed(0)} scored pairs/s (${fmtMs(ms(t))} per 20-way step)` : ''; }).filter(Boolean).join('; ')}.`);
 }
-console.log(`Downloads, raw / gzipped: ours lite ${fmtMB(downloads.oursCpu.raw)} / ${fmtMB(downloads.oursCpu.gz)}, gpu ${fmtMB(downloads.oursGpu.raw)} / ${fmtMB(downloads.oursGpu.gz)}; onnxruntime-web wasm ${fmtMB(downloads.ortWasm.raw)} / ${fmtMB(downloads.ortWasm.gz)}, webgpu ${fmtMB(downloads.ortGpu.raw)} / ${fmtMB(downloads.ortGpu.gz)}.`);
+console.log(`Downloads, raw / gzipped: ours lite ${fmtMB(downloads.oursCpu.raw)} / ${fmtMB(downloads.oursCpu.gz)}, gpu ${fmtMB(downloads.oursGpu.raw)} / ${fmtMB(downloads.oursGpu.gz)}; onnxruntime-web wasm ${fmtMB(downloads.ortWasm.raw)} / ${fmtMB(downloads.ortWasm.gz)}, webgpu ${fmtMB(downloads.ortGpu.raw)} / ${fmtMB(downloads.ortGpu.gz)}; TensorFlow.js wasm ${fmtMB(downloads.tfjsWasm.raw)} / ${fmtMB(downloads.tfjsWasm.gz)}, webgpu ${fmtMB(downloads.tfjsGpu.raw)} / ${fmtMB(downloads.tfjsGpu.gz)}.`);
 const agreement = { native: Object.fromEntries(Object.entries(native).map(([p, n]) => [p, n.peers.agreement])), page: Object.fromEntries(Object.entries(page).map(([k, r]) => [k, r.agreement])) };
 console.log(`Largest difference from our reference outputs (checked ≤ 1e-4 before timing): ${Math.max(...Object.values(agreement).flatMap((o) => Object.values(o).flatMap((a) => Object.values(a)))).toExponential(1)}.`);
 writeFileSync(resolve(dir, 'results.json'), JSON.stringify({ date, machine, repetitions: Number(repsArg), native, page, downloads, agreement }, null, 2));

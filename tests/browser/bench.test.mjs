@@ -1,5 +1,6 @@
 // Smoke test of the benchmark (scripts/bench-compare) for one repetition: the exports, the
-// native peers (ONNX Runtime, PyTorch) and the page's (onnxruntime-web, wasm and WebGPU) all
+// native peers (ONNX Runtime, PyTorch) and the page's (onnxruntime-web and TensorFlow.js, each on
+// wasm and WebGPU) all
 // reproduce our reference outputs to 1e-4 — the script refuses to time a peer that does not —
 // and the comparison table comes out whole. The real figures come from a full run (README).
 
@@ -15,13 +16,14 @@ test('the comparison runs once end to end and every peer agrees with us', { time
   const run = spawnSync(resolve(root, 'scripts/bench-compare'), ['1', '1'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   assert.equal(run.status, 0, `bench-compare failed:\n${run.stdout}\n${run.stderr.slice(-4000)}`);
   const rows = run.stdout.split('\n').filter((line) => /^\| (native|browser), /.test(line));
-  // native: 3 rows × 2 presets; browser: (embed, query, first score) × 2 pairs + 2 downloads.
-  assert.equal(rows.length, 14, run.stdout);
+  // native: 3 rows × 2 presets; browser: (embed, query, first score) × 4 pairs + 4 downloads.
+  assert.equal(rows.length, 22, run.stdout);
   for (const row of rows) assert.match(row, /\| [\d.]+ \((lower|higher) is better\) \|$/, row);
 
   const results = JSON.parse(readFileSync(resolve(root, 'site/bench-data/results.json'), 'utf8'));
   const differences = Object.values(results.agreement).flatMap((byStack) => Object.values(byStack).flatMap((checks) => Object.values(checks)));
-  assert.ok(differences.length >= 5 * 2 + 2 * 4, `agreement checks: ${JSON.stringify(results.agreement)}`);
+  assert.ok(differences.length >= 5 * 2 + 2 * 6, `agreement checks: ${JSON.stringify(results.agreement)}`);
+  for (const stack of ['tfjsWasm', 'tfjsGpu']) assert.match(results.page[stack].stack, /TensorFlow\.js/);
   for (const difference of differences) assert.ok(difference <= 1e-4, JSON.stringify(results.agreement));
   // Ours fine-tunes in the page on both backends.
   for (const stack of [results.page.oursGpu, results.page.oursCpu]) {

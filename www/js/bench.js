@@ -1,4 +1,5 @@
-// The benchmark page: one stack per page load (`?stack=ours|ort-wasm|ort-webgpu`), so the time
+// The benchmark page: one stack per page load
+// (`?stack=ours|ort-wasm|ort-webgpu|tfjs-wasm|tfjs-webgpu`), so the time
 // from navigation to the first score is that stack's alone. It reads the reference inputs and
 // outputs that `oneshot export` wrote (`?data=`, default bench-data/web), checks the stack
 // reproduces them to 1e-4, then times embedding one image and a 20-way query (the query's 8
@@ -13,7 +14,10 @@ const repetitions = Number(params.get('reps') ?? 100);
 const tuneSteps = Number(params.get('tune') ?? 5);
 const status = document.getElementById('bench-status');
 
-/** Tensors of a safetensors file (f32 only): { name: { shape, values: Float32Array } }. */
+/**
+ * Tensors of a safetensors file (f32 only): { name: { shape, values: Float32Array } }, and its
+ * metadata under `__metadata__` (strings by key).
+ */
 async function readSafetensors(url) {
   const response = await fetch(url);
   if (!response.ok) {
@@ -24,7 +28,10 @@ async function readSafetensors(url) {
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(bytes, 8, headerLength)));
   const tensors = {};
   for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
+    if (name === '__metadata__') {
+      tensors.__metadata__ = info;
+      continue;
+    }
     const [start, end] = info.data_offsets;
     tensors[name] = { shape: info.shape, values: new Float32Array(bytes.slice(8 + headerLength + start, 8 + headerLength + end)) };
   }
@@ -83,6 +90,92 @@ async function ortStack(provider) {
   };
 }
 
+/** Loads a classic script (TensorFlow.js ships UMD bundles that set `window.tf`). */
+function loadScript(url) {
+  return new Promise((resolve, reject) => {
+    const script = Object.assign(document.createElement('script'), { src: url.href });
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`could not load ${url.pathname}`));
+    document.head.append(script);
+  });
+}
+
+/**
+ * TensorFlow.js with one backend (`wasm`: XNNPACK with SIMD; `webgpu`), running the network built
+ * from tf ops on the tensors `oneshot export` wrote — the best a web developer would write by
+ * hand: NHWC, batch norm folded into the convolutions, fused conv + bias + ReLU, the dense
+ * layer's rows reordered once so no transpose runs per call, one readback per call.
+ */
+async function tfjsStack(backend) {
+  const base = new URL('tfjs/', document.baseURI);
+  await loadScript(new URL('tf-core.min.js', base));
+  const tf = window.tf;
+  if (backend === 'wasm') {
+    await loadScript(new URL('tf-backend-wasm.min.js', base));
+    tf.wasm.setWasmPaths(base.href);
+  } else {
+    await loadScript(new URL('tf-backend-webgpu.min.js', base));
+  }
+  if (!(await tf.setBackend(backend))) throw new Error(`TensorFlow.js could not start its ${backend} backend`);
+  await tf.ready();
+  const tensors = await readSafetensors(new URL('weights.safetensors', data));
+  const config = JSON.parse(tensors.__metadata__.config);
+  const get = (name) => tf.tensor(tensors[name].values, tensors[name].shape);
+  const epsilon = 1e-5; // Burn's BatchNormConfig default
+  const stages = config.stages.map((stage, i) => {
+    const prefix = `twin.stages.${i}`;
+    return tf.tidy(() => {
+      // Burn's [out, in, kh, kw] → TensorFlow's [kh, kw, in, out].
+      let filter = tf.transpose(get(`${prefix}.conv.weight`), [2, 3, 1, 0]);
+      let bias = tensors[`${prefix}.conv.bias`] ? get(`${prefix}.conv.bias`) : tf.zeros([stage.channels]);
+      if (config.batch_norm) {
+        const scale = tf.div(get(`${prefix}.norm.gamma`), tf.sqrt(tf.add(get(`${prefix}.norm.running_var`), epsilon)));
+        filter = tf.mul(filter, scale);
+        bias = tf.add(tf.mul(tf.sub(bias, get(`${prefix}.norm.running_mean`)), scale), get(`${prefix}.norm.beta`));
+      }
+      // TensorFlow's "same" puts the odd padding pixel at the end, as Burn does.
+      return { filter: tf.keep(filter), bias: tf.keep(bias), pad: stage.same_padding ? 'same' : 'valid', pool: stage.pool };
+    });
+  });
+  const size = config.input_size;
+  const features = (images) => {
+    // (tf-core alone has no chained methods: functions throughout.)
+    let x = tf.reshape(images, [-1, size, size, 1]); // one channel: NCHW and NHWC hold the same values
+    for (const stage of stages) {
+      x = tf.fused.conv2d({ x, filter: stage.filter, bias: stage.bias, strides: 1, pad: stage.pad, activation: 'relu' });
+      if (stage.pool) x = tf.maxPool(x, 2, 2, 'valid');
+    }
+    return x;
+  };
+  // Burn flattens channels first (NCHW); reorder the dense layer's rows to the NHWC order once.
+  const [, h, w, c] = tf.tidy(() => features(tf.zeros([1, size * size]))).shape;
+  const dense = tf.tidy(() => tf.keep(tf.reshape(tf.transpose(tf.reshape(get('twin.embed.weight'), [c, h, w, -1]), [1, 2, 0, 3]), [h * w * c, -1])));
+  const denseBias = get('twin.embed.bias');
+  const [head, headBias] = [get('head.weight'), get('head.bias')];
+  const embed = (images) => {
+    const flat = tf.reshape(features(images), [-1, h * w * c]);
+    const e = tf.add(tf.matMul(flat, dense), denseBias);
+    return config.sigmoid_embedding ? tf.sigmoid(e) : e;
+  };
+  const read = async (make) => {
+    const out = tf.tidy(make);
+    const values = await out.data();
+    out.dispose();
+    return values;
+  };
+  const width = config.embedding;
+  return {
+    name: `TensorFlow.js ${tf.version_core} (${backend === 'wasm' ? 'wasm, XNNPACK, SIMD' : 'webgpu'})`,
+    embed: (images) => read(() => embed(tf.tensor2d(images, [images.length / size ** 2, size * size]))),
+    query: (views, supports) =>
+      read(() => {
+        const query = tf.mean(embed(tf.tensor2d(views, [views.length / size ** 2, size * size])), 0, true);
+        const distance = tf.abs(tf.sub(query, tf.tensor2d(supports, [supports.length / width, width])));
+        return tf.reshape(tf.sigmoid(tf.add(tf.matMul(distance, head), headBias)), [-1]);
+      }),
+  };
+}
+
 /** Twenty scribbled 128×128 RGBA drawings, two per character, for fine-tuning. */
 function scribbles(characters) {
   const size = 128;
@@ -128,7 +221,15 @@ async function run() {
   const [, , size] = reference.query_views.shape;
   const supports = reference.supports.values;
   const width = reference.supports.shape[1];
-  const peer = stack === 'ours' ? await oursStack() : await ortStack(stack === 'ort-webgpu' ? 'webgpu' : 'wasm');
+  const stacks = {
+    ours: oursStack,
+    'ort-wasm': () => ortStack('wasm'),
+    'ort-webgpu': () => ortStack('webgpu'),
+    'tfjs-wasm': () => tfjsStack('wasm'),
+    'tfjs-webgpu': () => tfjsStack('webgpu'),
+  };
+  if (!stacks[stack]) throw new Error(`unknown stack ${stack}: one of ${Object.keys(stacks).join(', ')}`);
+  const peer = await stacks[stack]();
   const scores = await peer.query(views, supports, size, width);
   const firstScoreMs = performance.now();
   const agreement = {
