@@ -95,6 +95,21 @@ for (const webgpu of [true, false]) {
       bySlot.forEach((s, i) => assert.ok(Math.abs(s - native[i]) < 1e-4, `slot ${i}: page ${s}, native ${native[i]}`));
       scoresByBackend[name] = bySlot;
 
+      // The page scored the query in the call that embedded it; the two calls it makes when a
+      // support changes (embed, then score) give the same numbers.
+      const twoCalls = await page.evaluate(async () => {
+        const app = window.oneshot;
+        const { points, lengths } = app.query.strokeData();
+        const supports = app.slots.slice(0, 3).map((slot) => slot.drawings[0].embedding);
+        return app.network.run(async (engine) => {
+          const embedding = await engine.embedStrokes(points, lengths);
+          const flat = new Float32Array(embedding.length * supports.length);
+          supports.forEach((e, i) => flat.set(e, i * embedding.length));
+          return Array.from(await engine.scores(embedding, flat));
+        });
+      });
+      twoCalls.forEach((s, i) => assert.ok(Math.abs(s - bySlot[i]) < 1e-6, `slot ${i}: one call ${bySlot[i]}, two calls ${s}`));
+
       const timing = await page.locator('#timing').innerText();
       const startup = await page.evaluate(() => window.oneshot.startupMs);
       console.log(`# ${name}: startup ${startup.toFixed(0)} ms; ${timing}`);

@@ -51,6 +51,7 @@ function fuzzInPage(page, calls, seed) {
         () => engine().embedStrokes(new Float32Array(0), new Uint32Array(0)),
         () => engine().embedStrokes(floats(8), Uint32Array.of(2 ** 32 - 1, 5)),
         () => engine().preprocessStrokes(floats(2 * 10, true), Uint32Array.of(10)),
+        () => { const { points, lengths } = stroke(); return engine().queryStrokes(points, lengths, floats(width * int(21) + pick([0, 0, 1]), true)); },
         () => engine().embed(odd(), odd(), new Uint8Array(int(5000))),
         () => engine().embed(65536, 16385, new Uint8Array(64)),
         () => { const s = 8 + int(40); return engine().embed(s, s, Uint8Array.from({ length: s * s * 4 }, () => int(256))); },
@@ -82,7 +83,7 @@ function fuzzInPage(page, calls, seed) {
   );
 }
 
-/** Runs `queries` embed + 20-way score calls; the instance's memory before and after. */
+/** Runs `queries` 20-way queries as the page does; the instance's memory before and after. */
 function queriesInPage(page, queries) {
   return page.evaluate(async (queries) => {
     const { network } = window.oneshot;
@@ -91,8 +92,7 @@ function queriesInPage(page, queries) {
     const run = async (n) => {
       for (let i = 0; i < n; i++) {
         const t = i / n;
-        const embedding = await engine.embedStrokes(Float32Array.of(0.1, 0.2 + t / 2, 0.9, 0.5, 0.5, 0.9), Uint32Array.of(3));
-        await engine.scores(embedding, supports);
+        await engine.queryStrokes(Float32Array.of(0.1, 0.2 + t / 2, 0.9, 0.5, 0.5, 0.9), Uint32Array.of(3), supports);
       }
     };
     await run(200); // warm-up: scratch buffers reach their size

@@ -192,6 +192,16 @@ function updateSlotButtons() {
 
 /** Targets whose scheduled work has not finished yet. */
 const pending = new Set();
+/** Resolvers of `whenNothingPending` calls, run as the last pending work finishes. */
+let drainWaiters = [];
+
+function finishPending(target) {
+  pending.delete(target);
+  if (pending.size === 0) for (const resolve of drainWaiters.splice(0)) resolve();
+}
+
+/** Resolves as soon as no scheduled work is left (at once when there is none). */
+const whenNothingPending = () => (pending.size ? new Promise((resolve) => drainWaiters.push(resolve)) : Promise.resolve());
 
 /** Runs `work` now for a finished stroke, or after a pause while the pen is still moving. */
 function schedule(target, final, work) {
@@ -202,15 +212,18 @@ function schedule(target, final, work) {
     try {
       await work();
     } finally {
-      if (target.ticket === ticket) pending.delete(target);
+      if (target.ticket === ticket) finishPending(target);
     }
   }, final ? 0 : DRAW_DEBOUNCE_MS);
 }
 
-/** Resolves once every drawing's result is on screen (for tests and measurements). */
+/**
+ * Resolves once every drawing's result is on screen (for tests and measurements). Woken by the
+ * work itself, not by polling, so a measurement through it times the page, not a timer.
+ */
 app.idle = async () => {
   for (;;) {
-    while (pending.size) await new Promise((r) => setTimeout(r, 20));
+    await whenNothingPending();
     const [busy, loading] = [app.busy, app.loading];
     await Promise.all([busy, loading]);
     await new Promise((r) => setTimeout(r, 0));
@@ -219,21 +232,30 @@ app.idle = async () => {
   }
 };
 
-/** Embeds a pad's drawing (or forgets it when empty); returns the embedding or null. */
-async function embedPad(pad) {
+/**
+ * Embeds a pad's drawing (or forgets it when empty) and, in the same engine call, scores it
+ * against `supports` (embeddings back to back; none to embed only): `{ embedding, scores }`, or
+ * null. One call preprocesses the drawing once and, on WebGPU, reads back once.
+ */
+async function embedPad(pad, supports = new Float32Array(0)) {
   if (pad.isEmpty || !app.engine) {
     pad.showInput(null);
     return null;
   }
   const { points, lengths } = pad.strokeData();
   try {
-    const [embedding, input, size] = await serial(() =>
-      app.network.run(async (engine) => [await engine.embedStrokes(points, lengths), engine.preprocessStrokes(points, lengths), engine.inputSize()]),
+    const { input, size, embedding, scores } = await serial(() =>
+      app.network.run(async (engine) => {
+        const [size, width] = [engine.inputSize(), engine.embeddingWidth()];
+        const out = await engine.queryStrokes(points, lengths, supports);
+        const pixels = size * size;
+        return { size, input: out.subarray(0, pixels), embedding: out.slice(pixels, pixels + width), scores: out.subarray(pixels + width) };
+      }),
     );
     pad.setMessage('');
     pad.showInput(input, size);
     pad.input = input;
-    return embedding;
+    return { embedding, scores };
   } catch (error) {
     pad.showInput(null);
     pad.setMessage(drawingError(error));
@@ -244,9 +266,9 @@ async function embedPad(pad) {
 
 async function embedDrawing(drawing) {
   const version = ++drawing.version;
-  const embedding = await embedPad(drawing.pad);
+  const embedded = await embedPad(drawing.pad);
   if (version !== drawing.version) return; // a newer stroke arrived meanwhile
-  drawing.embedding = embedding;
+  drawing.embedding = embedded?.embedding ?? null;
   await refreshScores();
 }
 
@@ -260,14 +282,35 @@ const query = { embedding: null, version: 0, timer: 0 };
 async function embedQuery() {
   const version = ++query.version;
   const started = performance.now();
-  const embedding = await embedPad(app.query);
+  // The supports as they are now, scored in the same call that embeds the query.
+  const { supports, flat } = currentSupports();
+  const embedded = await embedPad(app.query, flat);
   if (version !== query.version) return;
-  query.embedding = embedding;
-  await refreshScores(started);
+  query.embedding = embedded?.embedding ?? null;
+  await refreshScores(started, embedded && { supports, scores: embedded.scores });
 }
 
-async function refreshScores(started = performance.now()) {
+/**
+ * The characters with at least one embedded drawing (`ready`), and every such drawing as a
+ * support: `supports[i] = { slot, embedding }` (slot indexes `ready`), `flat` their embeddings
+ * back to back. A character scores as its closest drawing.
+ */
+function currentSupports() {
   const ready = app.slots.filter((s) => s.drawings.some((d) => d.embedding));
+  const supports = ready.flatMap((slot, i) => slot.drawings.filter((d) => d.embedding).map((d) => ({ slot: i, embedding: d.embedding })));
+  const width = supports[0]?.embedding.length ?? 0;
+  const flat = new Float32Array(width * supports.length);
+  supports.forEach((s, i) => flat.set(s.embedding, i * width));
+  return { ready, supports, flat };
+}
+
+/**
+ * Shows the query's scores against every character. `scored` holds scores computed with the
+ * query's embedding (`{ supports, scores }`), used while those supports are still the current
+ * ones; otherwise the engine scores again.
+ */
+async function refreshScores(started = performance.now(), scored = null) {
+  const { ready, supports, flat } = currentSupports();
   const verdict = $('verdict');
   verdict.classList.remove('error');
   for (const slot of app.slots) slot.root.classList.remove('best');
@@ -280,18 +323,16 @@ async function refreshScores(started = performance.now()) {
     verdict.textContent = ready.length === 0 ? 'Draw a few characters above, then one here.' : app.query.isEmpty ? 'Now draw a character here.' : 'Nothing to compare yet.';
     return;
   }
-  // Every drawing of a character is a support; the character scores as its closest drawing.
-  const supports = ready.flatMap((slot, i) => slot.drawings.filter((d) => d.embedding).map((d) => ({ slot: i, embedding: d.embedding })));
-  const width = query.embedding.length;
-  const flat = new Float32Array(width * supports.length);
-  supports.forEach((s, i) => flat.set(s.embedding, i * width));
-  let scores;
-  try {
-    scores = await serial(() => app.network.run((engine) => engine.scores(query.embedding, flat)));
-  } catch (error) {
-    verdict.textContent = String(error?.message ?? error);
-    verdict.classList.add('error');
-    return;
+  const current = scored && scored.supports.length === supports.length && scored.supports.every((s, i) => s.embedding === supports[i].embedding);
+  let scores = current ? scored.scores : null;
+  if (!scores) {
+    try {
+      scores = await serial(() => app.network.run((engine) => engine.scores(query.embedding, flat)));
+    } catch (error) {
+      verdict.textContent = String(error?.message ?? error);
+      verdict.classList.add('error');
+      return;
+    }
   }
   const best = ready.map(() => 0);
   supports.forEach((s, i) => (best[s.slot] = Math.max(best[s.slot], scores[i])));
@@ -313,7 +354,8 @@ async function refreshScores(started = performance.now()) {
   const bestSupport = supports.filter((s) => s.slot === top.index).reduce((a, b) => (scores[supports.indexOf(b)] > scores[supports.indexOf(a)] ? b : a));
   query.bestSupport = bestSupport.embedding;
   if ($('heatmap-toggle').checked) await drawHeatmap();
-  $('timing').textContent = `${ready.length}-way query in ${(performance.now() - started).toFixed(1)} ms (${app.backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'})`;
+  app.lastQueryMs = performance.now() - started;
+  $('timing').textContent = `${ready.length}-way query in ${app.lastQueryMs.toFixed(1)} ms (${app.backend.kind === 'webgpu' ? 'WebGPU' : 'CPU'})`;
 }
 
 // ---- verification --------------------------------------------------------------------------
@@ -322,7 +364,7 @@ const verifyState = { version: 0, timer: 0 };
 
 async function verifyPair() {
   const version = ++verifyState.version;
-  const [a, b] = await Promise.all(app.verify.map((pad) => embedPad(pad)));
+  const [a, b] = (await Promise.all(app.verify.map((pad) => embedPad(pad)))).map((embedded) => embedded?.embedding);
   if (version !== verifyState.version) return;
   const result = $('verify-result');
   result.classList.remove('error');
@@ -507,7 +549,7 @@ async function loadExample() {
   } catch (error) {
     $('model-message').textContent = `Could not load the example: ${error.message}`;
   } finally {
-    pending.delete(loading);
+    finishPending(loading);
   }
 }
 

@@ -77,8 +77,13 @@ export class Network {
       // One pass down the page's query path compiles its shaders before the first real query.
       // Scoring compiles a kernel per kind of support count (odd, even, multiples of four…):
       // warmed with these, a first query against 5–20 supports took 50 ms on SwiftShader, not 780.
-      const embedding = await gpu.engine.embedStrokes(WARM_UP.points, WARM_UP.lengths);
-      for (const count of WARM_UP_SUPPORTS) await gpu.engine.scores(embedding, repeat(embedding, count));
+      // Both ways the page scores: with the query in one call, and alone when a support changes.
+      const { points, lengths } = WARM_UP;
+      const embedding = (await gpu.engine.queryStrokes(points, lengths, new Float32Array(0))).slice(gpu.engine.inputSize() ** 2);
+      for (const count of WARM_UP_SUPPORTS) {
+        await gpu.engine.queryStrokes(points, lengths, repeat(embedding, count));
+        await gpu.engine.scores(embedding, repeat(embedding, count));
+      }
       // Weights loaded meanwhile, or the device was lost while warming up: do not switch.
       if (generation !== this.generation || this.gpuLost) {
         gpu.engine.free();

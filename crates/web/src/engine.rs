@@ -70,16 +70,47 @@ impl Net {
             Net::Cpu(r) => Ok(r.scores(&queries, &supports)),
             #[cfg(feature = "webgpu")]
             Net::Gpu(r) => {
-                use burn::tensor::{Tensor, TensorData};
-                let width = self.config().embedding;
-                let device = r.device();
-                let tensor = |values: Vec<f32>| {
-                    let rows = values.len() / width;
-                    Tensor::<2>::from_data(TensorData::new(values, [rows, width]), device)
-                };
-                crate::read(r.scores(tensor(queries), tensor(supports))).await
+                let (queries, supports) = (self.embeddings(r, queries), self.embeddings(r, supports));
+                crate::read(r.scores(queries, supports)).await
             }
         }
+    }
+
+    /// One picture's embedding from its views, followed by its scores against `supports`
+    /// (embeddings back to back, possibly none): on WebGPU, one readback for both.
+    async fn embed_and_score(&self, views: &[Vec<f32>], supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        match self {
+            Net::Cpu(r) => {
+                let mut out = r.embed_views(views);
+                if !supports.is_empty() {
+                    let scores = r.scores(&out, &supports);
+                    out.extend(scores);
+                }
+                Ok(out)
+            }
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => {
+                let query = r.embed_views(views);
+                if supports.is_empty() {
+                    return crate::read(query).await;
+                }
+                let scores = r.scores(query.clone(), self.embeddings(r, supports));
+                crate::read(burn::tensor::Tensor::cat(vec![query, scores], 1)).await
+            }
+        }
+    }
+
+    /// Embeddings given back to back, as a `[rows, width]` tensor on the recognizer's device.
+    #[cfg(feature = "webgpu")]
+    fn embeddings(
+        &self,
+        r: &oneshot_model::recognize::Recognizer,
+        values: Vec<f32>,
+    ) -> burn::tensor::Tensor<2> {
+        use burn::tensor::{Tensor, TensorData};
+        let width = self.config().embedding;
+        let rows = values.len() / width;
+        Tensor::<2>::from_data(TensorData::new(values, [rows, width]), r.device())
     }
 }
 
@@ -165,6 +196,28 @@ impl Engine {
     /// The embedding of an RGBA picture (to cache per drawing).
     pub async fn embed(&self, width: usize, height: usize, rgba: Vec<u8>) -> Result<Vec<f32>, JsError> {
         self.embed_image(&rgba_image(width, height, &rgba)?).await
+    }
+
+    /// The page's whole query path in one call: a drawing given as strokes, preprocessed once,
+    /// embedded and scored against support embeddings (`embeddingWidth()` values each, back to
+    /// back; empty to embed only). Returns, back to back, what the network sees (`inputSize²`
+    /// values, the first view), the embedding (`embeddingWidth()`), and one score per support.
+    /// On WebGPU the embedding and the scores come back in one readback.
+    #[wasm_bindgen(js_name = queryStrokes)]
+    pub async fn query_strokes(
+        &self,
+        points: Vec<f32>,
+        lengths: Vec<u32>,
+        supports: Vec<f32>,
+    ) -> Result<Vec<f32>, JsError> {
+        if !supports.is_empty() {
+            check_items(&supports, self.embedding_width(), "support embeddings")?;
+        }
+        let views = self.net.render_views(&strokes_image(&points, &lengths)?)?;
+        let embedded = self.net.embed_and_score(&views, supports).await?;
+        let mut out = views.into_iter().next().ok_or_else(|| JsError::new("the network has no views"))?;
+        out.extend(embedded);
+        Ok(out)
     }
 
     /// Same-character probabilities of query embeddings against support embeddings (each
