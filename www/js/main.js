@@ -203,18 +203,24 @@ function finishPending(target) {
 /** Resolves as soon as no scheduled work is left (at once when there is none). */
 const whenNothingPending = () => (pending.size ? new Promise((resolve) => drainWaiters.push(resolve)) : Promise.resolve());
 
-/** Runs `work` now for a finished stroke, or after a pause while the pen is still moving. */
+/**
+ * Runs `work` for a finished stroke as soon as the current event is handled (a microtask: a
+ * timer would wait behind rendering), or after a pause while the pen is still moving.
+ */
 function schedule(target, final, work) {
   clearTimeout(target.timer);
   const ticket = (target.ticket = (target.ticket ?? 0) + 1);
   pending.add(target);
-  target.timer = setTimeout(async () => {
+  const run = async () => {
+    if (target.ticket !== ticket) return; // a newer change runs instead
     try {
       await work();
     } finally {
       if (target.ticket === ticket) finishPending(target);
     }
-  }, final ? 0 : DRAW_DEBOUNCE_MS);
+  };
+  if (final) queueMicrotask(run);
+  else target.timer = setTimeout(run, DRAW_DEBOUNCE_MS);
 }
 
 /**
@@ -226,7 +232,7 @@ app.idle = async () => {
     await whenNothingPending();
     const [busy, loading] = [app.busy, app.loading];
     await Promise.all([busy, loading]);
-    await new Promise((r) => setTimeout(r, 0));
+    await null; // let finished work queue what follows it
     // Work that finished may have queued more (a new network re-embeds, then re-scores).
     if (busy === app.busy && loading === app.loading && !pending.size) return;
   }

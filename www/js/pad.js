@@ -65,7 +65,13 @@ export class DrawingPad {
     host.append(this.root);
 
     this.#listen();
-    new ResizeObserver(() => this.#redraw()).observe(this.canvas);
+    // The canvas's CSS width, kept from the observer: reading clientWidth on every redraw would
+    // force a layout of the whole page (the scores just rendered) before each new query.
+    this.cssWidth = 0;
+    new ResizeObserver(([entry]) => {
+      this.cssWidth = entry.contentRect.width;
+      this.#redraw();
+    }).observe(this.canvas);
     this.#redraw();
   }
 
@@ -195,7 +201,7 @@ export class DrawingPad {
 
   #redraw() {
     const ratio = window.devicePixelRatio || 1;
-    const size = Math.max(1, Math.round(this.canvas.clientWidth * ratio));
+    const size = Math.max(1, Math.round((this.cssWidth || this.canvas.clientWidth) * ratio));
     if (this.canvas.width !== size) this.canvas.width = this.canvas.height = size;
     paintStrokes(this.canvas.getContext('2d'), this.strokes, size);
     this.undoButton.disabled = this.clearButton.disabled = this.isEmpty;
