@@ -69,14 +69,39 @@ const csp = [
   "base-uri 'self'",
 ].join('; ');
 
+/** The modules `js/<entry>` imports statically, itself included, as paths under js/. */
+function moduleGraph(entry, seen = new Set()) {
+  if (seen.has(entry)) return seen;
+  seen.add(entry);
+  const source = readFileSync(join(site, app, 'js', entry), 'utf8');
+  for (const [, path] of source.matchAll(/^import\s[^;]*?['"]\.\/([^'"]+)['"]/gms)) moduleGraph(path, seen);
+  return seen;
+}
+
+/**
+ * What the main page needs before its first score, announced in its <head> so the browser
+ * fetches it all at once instead of discovering it level by level: every module main.js
+ * imports, the lite build's glue and wasm, and the weights.
+ */
+function preloads() {
+  const links = [
+    ...[...moduleGraph('main.js')].slice(1).map((m) => `<link rel="modulepreload" href="${app}/js/${m}">`),
+    `<link rel="modulepreload" href="${app}/pkg/lite/oneshot.js">`,
+    `<link rel="preload" href="${app}/pkg/lite/oneshot_bg.wasm" as="fetch" crossorigin>`,
+    `<link rel="preload" href="${weightsName}" as="fetch" crossorigin>`,
+  ];
+  return links.map((link) => `\n  ${link}`).join('');
+}
+
 /** A page of www/ with its asset references moved into the app folder. */
-function page(name, { withCsp }) {
+function page(name, { withCsp, preload = '' }) {
   let html = readFileSync(join(www, name), 'utf8');
   html = html.replace(/(src|href)="((?:js\/|style\.css|icon\.svg)[^"]*)"/g, `$1="${app}/$2"`);
   if (withCsp) html = html.replace('<meta charset="utf-8">', `<meta charset="utf-8">\n  <meta http-equiv="Content-Security-Policy" content="${csp}">`);
+  html = html.replace(/(<script type="module" src="[^"]*main\.js"><\/script>)/, `$1${preload}`);
   writeFileSync(join(site, name), html);
 }
-page('index.html', { withCsp: true });
+page('index.html', { withCsp: true, preload: preloads() });
 // The benchmark page loads onnxruntime-web, whose wasm glue needs more than the main page allows.
 page('bench.html', { withCsp: false });
 

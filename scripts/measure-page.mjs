@@ -77,7 +77,7 @@ async function backend(webgpu) {
     const times = [];
     for (let i = 0; i < reps; i++) times.push(await query(101 + i));
     times.sort((a, b) => a - b);
-    return { backend: app.backend, startup: app.startupMs, first, median: times[times.length >> 1], min: times[0], max: times.at(-1) };
+    return { backend: app.backend, startup: app.readyMs, first, median: times[times.length >> 1], min: times[0], max: times.at(-1) };
   }, repetitions);
   result.switched = switched;
   result.tuning = await page.evaluate(async () => {

@@ -56,10 +56,12 @@ export function shippedWeights() {
 
 /**
  * A fresh instance of a flavour's glue and wasm: its `Engine` class. Each call imports the glue
- * anew, so an instance that trapped is never reused.
+ * anew, so an instance that trapped is never reused. The first import is the plain URL, the one
+ * the page preloads.
  */
 export async function instantiate(flavour) {
-  const glue = await import(new URL(`${FLAVOURS[flavour]}oneshot.js?instance=${++instances}`, import.meta.url));
+  const instance = ++instances === 1 ? '' : `?instance=${instances}`;
+  const glue = await import(new URL(`${FLAVOURS[flavour]}oneshot.js${instance}`, import.meta.url));
   const exports = await glue.default({ module_or_path: await wasmModule(flavour) });
   return { glue, memory: exports.memory };
 }

@@ -595,6 +595,9 @@ async function restoreSet() {
 }
 
 async function start() {
+  // The CPU engine and the weights start downloading before anything else is set up (the
+  // network reuses these downloads); a failure surfaces where they are awaited.
+  for (const download of [wasmModule('lite', (fraction) => (status.progress.value = fraction)), shippedWeights()]) download.catch(() => {});
   setUp();
   const restored = await restoreSet();
   const loadStarted = performance.now();
@@ -608,6 +611,8 @@ async function start() {
   $('weights-download').disabled = false;
   await reembed();
   app.startupMs = performance.now() - loadStarted;
+  // performance.now() counts from the navigation's start.
+  app.readyMs = performance.now();
   registerServiceWorker();
   // WebGPU, where there is an adapter, arrives in the background.
   app.upgraded = app.network.upgrade().then((switched) => {
