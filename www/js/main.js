@@ -289,8 +289,8 @@ async function embedQuery() {
   const version = ++query.version;
   const started = performance.now();
   // The supports as they are now, scored in the same call that embeds the query.
-  const { supports, flat } = currentSupports();
-  const embedded = await embedPad(app.query, flat);
+  const { supports } = currentSupports();
+  const embedded = await embedPad(app.query, flatEmbeddings(supports));
   if (version !== query.version) return;
   query.embedding = embedded?.embedding ?? null;
   await refreshScores(started, embedded && { supports, scores: embedded.scores });
@@ -298,16 +298,21 @@ async function embedQuery() {
 
 /**
  * The characters with at least one embedded drawing (`ready`), and every such drawing as a
- * support: `supports[i] = { slot, embedding }` (slot indexes `ready`), `flat` their embeddings
- * back to back. A character scores as its closest drawing.
+ * support: `supports[i] = { slot, embedding }` (slot indexes `ready`). A character scores as its
+ * closest drawing.
  */
 function currentSupports() {
   const ready = app.slots.filter((s) => s.drawings.some((d) => d.embedding));
   const supports = ready.flatMap((slot, i) => slot.drawings.filter((d) => d.embedding).map((d) => ({ slot: i, embedding: d.embedding })));
+  return { ready, supports };
+}
+
+/** The supports' embeddings back to back, as the engine takes them. */
+function flatEmbeddings(supports) {
   const width = supports[0]?.embedding.length ?? 0;
   const flat = new Float32Array(width * supports.length);
   supports.forEach((s, i) => flat.set(s.embedding, i * width));
-  return { ready, supports, flat };
+  return flat;
 }
 
 /**
@@ -316,7 +321,7 @@ function currentSupports() {
  * ones; otherwise the engine scores again.
  */
 async function refreshScores(started = performance.now(), scored = null) {
-  const { ready, supports, flat } = currentSupports();
+  const { ready, supports } = currentSupports();
   const verdict = $('verdict');
   verdict.classList.remove('error');
   for (const slot of app.slots) slot.root.classList.remove('best');
@@ -333,6 +338,7 @@ async function refreshScores(started = performance.now(), scored = null) {
   let scores = current ? scored.scores : null;
   if (!scores) {
     try {
+      const flat = flatEmbeddings(supports);
       scores = await serial(() => app.network.run((engine) => engine.scores(query.embedding, flat)));
     } catch (error) {
       verdict.textContent = String(error?.message ?? error);
@@ -595,9 +601,6 @@ async function restoreSet() {
 }
 
 async function start() {
-  // The CPU engine and the weights start downloading before anything else is set up (the
-  // network reuses these downloads); a failure surfaces where they are awaited.
-  for (const download of [wasmModule('lite', (fraction) => (status.progress.value = fraction)), shippedWeights()]) download.catch(() => {});
   setUp();
   const restored = await restoreSet();
   const loadStarted = performance.now();

@@ -247,8 +247,8 @@ impl Engine {
             return Err(JsError::new(&format!("expected {} views, got {}", self.views(), inputs.len())));
         }
         check_items(&supports, self.embedding_width(), "support embeddings")?;
-        let query = self.net.embed_views(&inputs, self.views()).await?;
-        self.net.scores(query, supports).await
+        let mut scored = self.net.embed_and_score(&inputs, supports).await?;
+        Ok(scored.split_off(self.embedding_width()))
     }
 
     /// A deliberate panic, for the page's test of its recovery from a trapped engine: the
