@@ -200,6 +200,20 @@ function finishPending(target) {
   if (pending.size === 0) for (const resolve of drainWaiters.splice(0)) resolve();
 }
 
+/**
+ * Runs `task` counted as pending work until it settles, so that `app.idle()` also waits for what
+ * starts outside the engine queue (a file being read, a download).
+ */
+async function whilePending(task) {
+  const token = {};
+  pending.add(token);
+  try {
+    return await task();
+  } finally {
+    finishPending(token);
+  }
+}
+
 /** Resolves as soon as no scheduled work is left (at once when there is none). */
 const whenNothingPending = () => (pending.size ? new Promise((resolve) => drainWaiters.push(resolve)) : Promise.resolve());
 
@@ -489,13 +503,15 @@ function setUp() {
     const file = event.target.files?.[0];
     event.target.value = '';
     if (!file) return;
-    try {
-      const slots = importSet(await file.text());
-      replaceSet(slots);
-      $('model-message').textContent = `Imported ${slots.length} characters from ${file.name}.`;
-    } catch (error) {
-      $('model-message').textContent = `Could not import ${file.name}: ${error.message}`;
-    }
+    await whilePending(async () => {
+      try {
+        const slots = importSet(await file.text());
+        replaceSet(slots);
+        $('model-message').textContent = `Imported ${slots.length} characters from ${file.name}.`;
+      } catch (error) {
+        $('model-message').textContent = `Could not import ${file.name}: ${error.message}`;
+      }
+    });
   });
   $('heatmap-toggle').addEventListener('change', (event) => {
     if (event.target.checked) drawHeatmap();
@@ -518,7 +534,7 @@ function setUp() {
   $('weights-file').addEventListener('change', async (event) => {
     const file = event.target.files?.[0];
     event.target.value = '';
-    if (file) await useWeights(new Uint8Array(await file.arrayBuffer()), file.name);
+    if (file) await whilePending(async () => useWeights(new Uint8Array(await file.arrayBuffer()), file.name));
   });
   $('weights-reset').addEventListener('click', () => useWeights(null, 'the shipped weights'));
   $('weights-download').addEventListener('click', () => {
@@ -550,19 +566,17 @@ function setUp() {
 /** Fills the support set with five Greek letters drawn by people, and a query. */
 async function loadExample() {
   // Pending until the set is on the pads, so that `app.idle()` also waits for the download.
-  const loading = {};
-  pending.add(loading);
-  try {
-    const response = await fetch(new URL('../examples/omniglot-greek.json', import.meta.url));
-    const example = await response.json();
-    replaceSet(example.slots);
-    app.query.setStrokes(example.queries[1].strokes);
-    $('model-message').textContent = `An example: five Greek letters and a β by another hand. ${example.attribution}`;
-  } catch (error) {
-    $('model-message').textContent = `Could not load the example: ${error.message}`;
-  } finally {
-    finishPending(loading);
-  }
+  await whilePending(async () => {
+    try {
+      const response = await fetch(new URL('../examples/omniglot-greek.json', import.meta.url));
+      const example = await response.json();
+      replaceSet(example.slots);
+      app.query.setStrokes(example.queries[1].strokes);
+      $('model-message').textContent = `An example: five Greek letters and a β by another hand. ${example.attribution}`;
+    } catch (error) {
+      $('model-message').textContent = `Could not load the example: ${error.message}`;
+    }
+  });
 }
 
 /** Puts a link carrying the support set in the address bar and on the clipboard. */
