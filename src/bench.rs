@@ -101,7 +101,7 @@ impl Workload {
             (0..n as u64).map(|i| preprocessor.render(&synthetic_drawing(offset + i)).expect("ink")).collect()
         };
         let query = synthetic_drawing(20);
-        let recognizer_views = oneshot_core::preprocess::Distortion::views(DEFAULT_VIEWS, size);
+        let recognizer_views = oneshot_core::preprocess::Distortion::views(DEFAULT_VIEWS);
         let query_views = recognizer_views
             .iter()
             .map(|view| preprocessor.render_distorted(&query, view).expect("ink"))

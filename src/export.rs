@@ -124,8 +124,9 @@ impl ModuleVisitor for PathVisitor {
 ///
 /// - `query_views` `[v, 1, s, s]` → `view_embeddings` `[v, d]` with `v` = [`DEFAULT_VIEWS`] (the
 ///   twin, inference mode);
-/// - `supports` `[20, d]`: the support drawings' embeddings (mean of their views), as the page caches
-///   them; `scores` `[20]`: the query (mean of its views' embeddings) against them;
+/// - `supports` `[20, v · d]`: the support drawings' embeddings (their views' embeddings back to
+///   back), as the page caches them; `scores` `[20]`: the query against them, the sigmoid of the
+///   mean over the views of the head's logit on the same view of both;
 /// - `pair_a`, `pair_b` `[B, 1, s, s]`, `labels` `[B]` → `losses` `[2]`: the pair objective in
 ///   training mode (batch statistics) before and after one Adam step at
 ///   [`REFERENCE_LEARNING_RATE`] (β = 0.9, 0.999, ε = 1e-5).

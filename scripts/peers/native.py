@@ -146,7 +146,9 @@ def main():
     with torch.no_grad():
         embedded = model.embed(torch.from_numpy(views))
         check("pytorch view embeddings", embedded.numpy(), reference["view_embeddings"], agreement)
-        logits = model.head((embedded.mean(0, keepdim=True) - torch.from_numpy(supports)).abs()).flatten()
+        # Each view against the same view of every support (their view embeddings back to back).
+        per_view = torch.from_numpy(supports).reshape(len(supports), *embedded.shape)
+        logits = model.head((embedded - per_view).abs()).mean(1).flatten()
         check("pytorch scores", torch.sigmoid(logits).numpy(), reference["scores"], agreement)
     model.train()
     a, b = torch.from_numpy(reference["pair_a"]), torch.from_numpy(reference["pair_b"])

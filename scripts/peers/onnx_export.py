@@ -4,9 +4,9 @@ as JSON in its metadata).
 
 Two graphs, the two things the page does:
 - twin.onnx:  images [n, 1, s, s] -> embeddings [n, d]
-- query.onnx: views [v, 1, s, s], supports [k, d] -> scores [k]
-  (the mean embedding of the query's views against k cached support embeddings, through the
-  weighted-L1 head and a sigmoid)
+- query.onnx: views [v, 1, s, s], supports [k, v * d] -> scores [k]
+  (each of the query's v views against the same view of k cached support drawings, whose v view
+  embeddings lie back to back, through the weighted-L1 head; the sigmoid of the mean logit)
 
 Usage: python onnx_export.py DIR   (writes DIR/twin.onnx and DIR/query.onnx)
 """
@@ -99,14 +99,17 @@ def twin_model(config, tensors):
 def query_model(config, tensors):
     s, d = config["input_size"], config["embedding"]
     graph = Graph(tensors)
-    query = graph.op("ReduceMean", [twin(graph, config, "views")], axes=[0], keepdims=1)
-    distance = graph.op("Abs", [graph.op("Sub", [query, "supports"])])
-    logits = graph.dense(distance, "head")
+    query = twin(graph, config, "views")  # [v, d]
+    graph.initializers.append(numpy_helper.from_array(np.array([-1], np.int64), "minus_one"))
+    support_shape = graph.op("Concat", ["minus_one", graph.op("Shape", [query])], axis=0)  # [-1, v, d]
+    per_view = graph.op("Reshape", ["supports", support_shape])  # [k, v, d]
+    distance = graph.op("Abs", [graph.op("Sub", [query, per_view])])
+    logits = graph.op("ReduceMean", [graph.dense(distance, "head")], axes=[1], keepdims=0)  # [k, 1]
     flat = graph.op("Flatten", [graph.op("Sigmoid", [logits])], axis=0)
     graph.initializers.append(numpy_helper.from_array(np.array([0], np.int64), "axis_0"))
     graph.nodes.append(helper.make_node("Squeeze", [flat, "axis_0"], ["scores"]))
     views = helper.make_tensor_value_info("views", TensorProto.FLOAT, ["v", 1, s, s])
-    supports = helper.make_tensor_value_info("supports", TensorProto.FLOAT, ["k", d])
+    supports = helper.make_tensor_value_info("supports", TensorProto.FLOAT, ["k", "vd"])
     scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["k"])
     return model(graph, [views, supports], [scores], "query")
 

@@ -39,7 +39,8 @@ pub struct EvalOptions {
     /// Seed for the random tasks.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Embed each picture as the mean of this many fixed views (test-time augmentation; 1: off).
+    /// See each picture through this many views: the plain picture, then its symmetries (up to
+    /// 8), scores averaged over them as the page does (1: the plain picture only).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
     /// Input size of the nearest-neighbour baseline when no weights are given.
@@ -67,7 +68,8 @@ pub struct StrokesOptions {
     /// Sizes to replay the drawings at: the fraction of the pad the longer side spans.
     #[arg(long, value_delimiter = ',', default_value = "0.3,0.6,0.9")]
     pub sizes: Vec<f32>,
-    /// Embed each picture as the mean of this many fixed views (the page uses the default).
+    /// See each picture through this many views, the plain picture, then its symmetries (the
+    /// page uses the default).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
     /// Also write the tasks (strokes in 0..1 of Omniglot's canvas) and these accuracies as JSON,

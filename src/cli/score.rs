@@ -22,7 +22,8 @@ pub struct ScoreOptions {
     /// Query drawings, in the same forms.
     #[arg(long, required = true)]
     pub query: Vec<PathBuf>,
-    /// Embed each picture as the mean of this many fixed views (the page uses the default).
+    /// See each picture through this many views, the plain picture, then its symmetries (the
+    /// page uses the default).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
 }

@@ -59,6 +59,7 @@ function fuzzInPage(page, calls, seed) {
         () => engine().scores(floats(pick([width, width + 1, 257, 0, 2 * width]), true), floats(width * int(25), true)),
         () => engine().scores(floats(width), floats(width * (1 + int(20)))),
         () => engine().embedImages(floats(size * size * int(4) + pick([0, 0, 1]), true)),
+        () => engine().embedInputs(floats(size * size * int(4) + pick([0, 0, 1]), true)),
         () => engine().queryViews(floats(size * size * pick([views, views - 1, 1])), floats(width * int(5) + pick([0, 3]))),
         () => network.active.engine.constructor.create(false, damaged()).then((e) => e.free()),
       ];

@@ -169,9 +169,12 @@ async function tfjsStack(backend) {
     embed: (images) => read(() => embed(tf.tensor2d(images, [images.length / size ** 2, size * size]))),
     query: (views, supports) =>
       read(() => {
-        const query = tf.mean(embed(tf.tensor2d(views, [views.length / size ** 2, size * size])), 0, true);
-        const distance = tf.abs(tf.sub(query, tf.tensor2d(supports, [supports.length / width, width])));
-        return tf.reshape(tf.sigmoid(tf.add(tf.matMul(distance, head), headBias)), [-1]);
+        // Each view against the same view of every support (view embeddings back to back).
+        const v = views.length / size ** 2;
+        const query = embed(tf.tensor2d(views, [v, size * size]));
+        const distance = tf.abs(tf.sub(query, tf.tensor3d(supports, [supports.length / (v * width), v, width])));
+        const logits = tf.add(tf.matMul(tf.reshape(distance, [-1, width]), head), headBias);
+        return tf.sigmoid(tf.mean(tf.reshape(logits, [-1, v]), 1));
       }),
   };
 }

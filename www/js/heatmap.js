@@ -6,7 +6,8 @@ const PATCH = 4;
 
 /**
  * Computes the map: `input` is the query's first view (`size²` values), `support` the best
- * character's embedding; `engine` embeds images and scores. Resolves to per-patch drops.
+ * character's embedding; `engine` embeds the covered inputs (each through all its views) and
+ * scores them. Resolves to per-patch drops.
  */
 export async function occlusionMap(engine, input, size, support) {
   const patches = Math.ceil(size / PATCH);
@@ -18,7 +19,7 @@ export async function occlusionMap(engine, input, size, support) {
     for (let y = py; y < Math.min(size, py + PATCH); y++) covered.fill(0, y * size + px, y * size + Math.min(size, px + PATCH));
     images.set(covered, (p + 1) * size * size);
   }
-  const embeddings = await engine.embedImages(images);
+  const embeddings = await engine.embedInputs(images);
   const scores = await engine.scores(embeddings, support);
   const drops = Array.from(scores.subarray(1), (s) => Math.max(0, scores[0] - s));
   return { patches, drops, score: scores[0] };

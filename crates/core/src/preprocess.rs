@@ -16,7 +16,7 @@
 //! Training distortions (Koch et al.'s random affine maps, [`Distortion`]) are applied in the same
 //! pass, in the normalised square, so scale and translation mean the same for every source.
 
-use rand::{Rng, RngExt, SeedableRng};
+use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
 /// Ink below this coverage (out of 255) does not count towards the bounding box: it keeps
@@ -331,22 +331,40 @@ impl Distortion {
     /// No distortion.
     pub const NONE: Distortion = Distortion(Affine::IDENTITY);
 
-    /// A fixed set of `n` views for test-time augmentation: the undistorted picture first, then
-    /// mild distortions (half of Koch et al.'s ranges) drawn from a fixed seed, the same on
-    /// every machine.
-    pub fn views(n: usize, size: usize) -> Vec<Distortion> {
-        let mild = DistortionConfig {
-            rotation_degrees: 5.0,
-            shear: 0.15,
-            scale: (0.9, 1.1),
-            translation: 1.0,
-            probability: 0.5,
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED);
-        let mut views = vec![Distortion::NONE];
-        views.extend((1..n).map(|_| Distortion::sample(&mild, size, &mut rng)));
-        views.truncate(n.max(1));
-        views
+    /// The test-time views of a picture: the first `n` (1 to 8) symmetries of the square, the
+    /// picture as drawn first (see [`Symmetry::nth`]). The network learnt every turned and
+    /// mirrored alphabet as an alphabet of its own, so a pair of pictures seen through the same
+    /// symmetry is a second opinion on the pair; the recognizers average the head's logits over
+    /// the views. (Mild random distortions, averaged into one embedding, stopped helping once
+    /// the network was trained with symmetries.)
+    pub fn views(n: usize) -> Vec<Distortion> {
+        (0..n.clamp(1, 8) as u8).map(|i| Distortion::NONE.after_symmetry(Symmetry::nth(i))).collect()
+    }
+
+    /// This view of a picture already rendered by [`Preprocessor::render`] (`size²` values):
+    /// the rendered pixels moved. For a symmetry of the square this is exactly
+    /// [`Preprocessor::render_distorted`] with this view (a symmetry maps the square's pixel
+    /// centres onto each other), so a picture given only as what the network sees, such as
+    /// the page's occlusion map, can still be seen through every view; other distortions take
+    /// the nearest pixel.
+    pub fn apply_to_render(&self, plain: &[f32], size: usize) -> Vec<f32> {
+        let half = size as f32 / 2.0;
+        let mut out = Vec::with_capacity(size * size);
+        for row in 0..size {
+            for col in 0..size {
+                let [x, y] = self.0.apply([col as f32 + 0.5 - half, row as f32 + 0.5 - half]);
+                let (x, y) = ((x + half).floor(), (y + half).floor());
+                let inside = x >= 0.0 && y >= 0.0 && x < size as f32 && y < size as f32;
+                out.push(if inside { plain[y as usize * size + x as usize] } else { 0.0 });
+            }
+        }
+        out
+    }
+
+    /// Every one of `views` of pictures already rendered (see
+    /// [`apply_to_render`](Self::apply_to_render)), back to back, `views.len()` per picture.
+    pub fn apply_all_to_renders(views: &[Distortion], renders: &[Vec<f32>], size: usize) -> Vec<Vec<f32>> {
+        renders.iter().flat_map(|plain| views.iter().map(move |v| v.apply_to_render(plain, size))).collect()
     }
 
     /// This distortion after a symmetry of the square (a turn and perhaps a mirror image) about
@@ -456,6 +474,7 @@ impl Preprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     /// A 105×105 Omniglot-like scan: black strokes (a plus sign) on white, offset from centre.
@@ -558,13 +577,38 @@ mod tests {
     }
 
     #[test]
-    fn views_start_plain_and_are_fixed() {
-        assert_eq!(Distortion::views(1, 32), vec![Distortion::NONE]);
-        let views = Distortion::views(8, 32);
+    fn views_are_the_plain_picture_then_its_symmetries() {
+        assert_eq!(Distortion::views(1), vec![Distortion::NONE]);
+        assert_eq!(Distortion::views(0), vec![Distortion::NONE]);
+        let views = Distortion::views(8);
         assert_eq!(views.len(), 8);
         assert_eq!(views[0], Distortion::NONE);
-        assert_eq!(views, Distortion::views(8, 32));
-        assert!(views[1..].iter().any(|v| *v != Distortion::NONE));
+        assert_eq!(Distortion::views(20).len(), 8);
+        // Eight different pictures of an asymmetric drawing: every symmetry of the square.
+        let mut ink = vec![0u8; 40 * 40];
+        for i in 5..35 {
+            ink[8 * 40 + i] = 255; // a long bar at the top
+            ink[i * 40 + 8] = 255; // a long bar on the left
+        }
+        ink[30 * 40 + 25] = 255; // and a dot off the diagonal
+        let image = InkImage::from_ink(40, 40, ink).unwrap();
+        let p = Preprocessor::new(32);
+        let rendered: Vec<Vec<f32>> = views.iter().map(|v| p.render_distorted(&image, v).unwrap()).collect();
+        for a in 0..8 {
+            for b in a + 1..8 {
+                assert!(rendered[a] != rendered[b], "views {a} and {b} render alike");
+            }
+        }
+        // Each view is the plain rendering's pixels moved.
+        for (view, expected) in views.iter().zip(&rendered) {
+            let moved = view.apply_to_render(&rendered[0], 32);
+            assert!(moved.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-5));
+        }
+        // A half turn twice is the picture itself (up to resampling).
+        let twice = Distortion::NONE.after_symmetry(Symmetry::nth(2)).after_symmetry(Symmetry::nth(2));
+        let back = p.render_distorted(&image, &twice).unwrap();
+        let plain = p.render(&image).unwrap();
+        assert!(back.iter().zip(&plain).all(|(a, b)| (a - b).abs() < 1e-3));
     }
 
     #[test]

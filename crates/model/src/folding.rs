@@ -40,7 +40,7 @@ impl Siamese {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution, Tensor, Tolerance};
+    use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
     use oneshot_core::architecture::{ConvStageConfig, Preset, SiameseConfig};
     use oneshot_core::recognize::CpuRecognizer;
 
@@ -96,6 +96,34 @@ mod tests {
             worst(&got_scores, &expected_scores) < 1e-4,
             "scores: {}",
             worst(&got_scores, &expected_scores)
+        );
+
+        // Pictures of two views (the embeddings above in pairs): on both paths, the sigmoid of
+        // the mean of the two views' logits, each view against the same view of the other.
+        let d = cpu.embedding_width();
+        let pictures = images / 2;
+        let two_views = &got[..pictures * 2 * d];
+        let logit = |p: f32| (p / (1.0 - p)).ln();
+        let view = |picture: usize, v: usize| &two_views[(picture * 2 + v) * d..(picture * 2 + v + 1) * d];
+        let mut mean_of_logits = Vec::new();
+        for q in 0..pictures {
+            for s in 0..pictures {
+                let per_view = |v| logit(cpu.scores(view(q, v), view(s, v))[0]);
+                mean_of_logits.push(1.0 / (1.0 + (-(per_view(0) + per_view(1)) / 2.0).exp()));
+            }
+        }
+        let cpu_two = cpu.clone().with_views(2);
+        assert_eq!(cpu_two.picture_width(), 2 * d);
+        let got_two = cpu_two.scores(two_views, two_views);
+        assert!(worst(&got_two, &mean_of_logits) < 1e-4, "two views: {}", worst(&got_two, &mean_of_logits));
+        let burn_pictures =
+            Tensor::<2>::from_data(TensorData::new(two_views.to_vec(), [pictures, 2 * d]), &device);
+        let burn_two = folded.cross_scores_views(burn_pictures.clone(), burn_pictures, 2);
+        let burn_two = burn_two.into_data().try_to_vec::<f32>().unwrap();
+        assert!(
+            worst(&burn_two, &mean_of_logits) < 1e-4,
+            "Burn, two views: {}",
+            worst(&burn_two, &mean_of_logits)
         );
     }
 

@@ -87,6 +87,22 @@ impl Siamese {
         sigmoid(self.cross_logits(queries, supports))
     }
 
+    /// Like [`cross_scores`](Self::cross_scores) for pictures seen through `views` views, each
+    /// picture's view embeddings back to back (`[q, views · d]`, `[s, views · d]`): the sigmoid
+    /// of the mean over the views of the head's logits.
+    pub fn cross_scores_views(&self, queries: Tensor<2>, supports: Tensor<2>, views: usize) -> Tensor<2> {
+        if views <= 1 {
+            return self.cross_scores(queries, supports);
+        }
+        let [q, width] = queries.dims();
+        let [s, _] = supports.dims();
+        let d = width / views;
+        let diff = queries.reshape([q, 1, views, d]).expand([q, s, views, d])
+            - supports.reshape([1, s, views, d]).expand([q, s, views, d]);
+        let logits: Tensor<4> = self.head.forward(diff.abs());
+        sigmoid(logits.mean_dim(2).reshape([q, s]))
+    }
+
     /// Freezes the whole twin, so only the head trains.
     pub fn freeze_twin(mut self) -> Self {
         self.twin = self.twin.freeze();

@@ -45,10 +45,10 @@ impl Recognizer {
         Self { model, folded, cpu, config, preprocessor, views: vec![Distortion::NONE], device }
     }
 
-    /// Embeds every picture as the mean embedding of `n` fixed views (test-time augmentation,
-    /// see [`Distortion::views`]); 1 is the plain picture.
+    /// Sees every picture through `n` views ([`Distortion::views`]: the plain picture, then
+    /// its symmetries), as `CpuRecognizer::with_views` does; 1 is the plain picture.
     pub fn with_views(mut self, n: usize) -> Self {
-        self.views = Distortion::views(n, self.preprocessor.size());
+        self.views = Distortion::views(n);
         self
     }
 
@@ -77,7 +77,7 @@ impl Recognizer {
         &self.device
     }
 
-    /// Embeds pictures: `[n, embedding]`.
+    /// Embeds pictures: `[n, views · embedding]`, each picture's view embeddings back to back.
     pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
         let mut inputs = Vec::with_capacity(images.len() * self.views.len());
         for image in images {
@@ -91,17 +91,19 @@ impl Recognizer {
         self.views.iter().map(|view| self.preprocessor.render_distorted(image, view)).collect()
     }
 
+    /// Every view of pictures given as what the network sees of them, `views()` per picture
+    /// (see `CpuRecognizer::views_of_renders`).
+    pub fn views_of_renders(&self, renders: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        Distortion::apply_all_to_renders(&self.views, renders, self.preprocessor.size())
+    }
+
     /// Embeds pictures given as their [`render_views`](Self::render_views), concatenated
-    /// (`views()` inputs per picture): `[n, embedding]`, each the mean over its views.
+    /// (`views()` inputs per picture): `[n, views · embedding]`.
     pub fn embed_views(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
         let views = self.views.len();
-        let pictures = inputs.len() / views;
         let embeddings = self.embed_preprocessed(inputs);
-        if views == 1 {
-            return embeddings;
-        }
-        let [_, width] = embeddings.dims();
-        embeddings.reshape([pictures, views, width]).mean_dim(1).reshape([pictures, width])
+        let [rows, width] = embeddings.dims();
+        embeddings.reshape([rows / views, views * width])
     }
 
     /// Embeds already preprocessed inputs (`size²` values each), one embedding per input.
@@ -117,8 +119,9 @@ impl Recognizer {
         Tensor::cat(chunks, 0)
     }
 
-    /// Same-character probabilities of every query against every support: `[q, s]`.
+    /// Same-character probabilities of every query against every support (picture embeddings
+    /// as [`embed`](Self::embed) makes them): `[q, s]`, the mean logit over the views.
     pub fn scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
-        self.folded.cross_scores(queries, supports)
+        self.folded.cross_scores_views(queries, supports, self.views.len())
     }
 }

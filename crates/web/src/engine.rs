@@ -45,6 +45,14 @@ impl Net {
         }
     }
 
+    fn views_of_renders(&self, renders: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        match self {
+            Net::Cpu(r) => r.views_of_renders(renders),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => r.views_of_renders(renders),
+        }
+    }
+
     fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, JsError> {
         match self {
             Net::Cpu(r) => r.render_views(image).map_err(js_error),
@@ -53,11 +61,13 @@ impl Net {
         }
     }
 
-    /// Embeddings of preprocessed views, `views` per picture (1: every input its own picture).
+    /// Embeddings of preprocessed views, `views` per picture (1: every input its own picture),
+    /// each picture's view embeddings back to back.
+    #[cfg_attr(not(feature = "webgpu"), allow(unused_variables))]
     async fn embed_views(&self, inputs: &[Vec<f32>], views: usize) -> Result<Vec<f32>, JsError> {
         match self {
-            Net::Cpu(r) if views == 1 => Ok(r.embed_preprocessed(inputs)),
-            Net::Cpu(r) => Ok(r.embed_views(inputs)),
+            // Row by row, the views' embeddings are already each picture's, back to back.
+            Net::Cpu(r) => Ok(r.embed_preprocessed(inputs)),
             #[cfg(feature = "webgpu")]
             Net::Gpu(r) if views == 1 => crate::read(r.embed_preprocessed(inputs)).await,
             #[cfg(feature = "webgpu")]
@@ -81,7 +91,7 @@ impl Net {
     async fn embed_and_score(&self, views: &[Vec<f32>], supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
         match self {
             Net::Cpu(r) => {
-                let mut out = r.embed_views(views);
+                let mut out = r.embed_preprocessed(views);
                 if !supports.is_empty() {
                     let scores = r.scores(&out, &supports);
                     out.extend(scores);
@@ -108,7 +118,7 @@ impl Net {
         values: Vec<f32>,
     ) -> burn::tensor::Tensor<2> {
         use burn::tensor::{Tensor, TensorData};
-        let width = self.config().embedding;
+        let width = self.config().embedding * r.views();
         let rows = values.len() / width;
         Tensor::<2>::from_data(TensorData::new(values, [rows, width]), r.device())
     }
@@ -164,13 +174,14 @@ impl Engine {
         self.net.config().input_size
     }
 
-    /// Width of an embedding.
+    /// Width of a drawing's embedding: the network's embedding of each of its views, back to
+    /// back.
     #[wasm_bindgen(js_name = embeddingWidth)]
     pub fn embedding_width(&self) -> usize {
-        self.net.config().embedding
+        self.net.config().embedding * self.views()
     }
 
-    /// Views the recognizer embeds each drawing from.
+    /// Views the recognizer sees each drawing through (the plain drawing, then its symmetries).
     pub fn views(&self) -> usize {
         self.net.views()
     }
@@ -230,16 +241,27 @@ impl Engine {
     }
 
     /// Embeddings of already preprocessed images (`inputSize²` values each, concatenated), one
-    /// per image: the twin alone, as the benchmark page times it against other stacks.
+    /// per image (`embeddingWidth() / views()` values each): the twin alone, as the benchmark
+    /// page times it against other stacks.
     #[wasm_bindgen(js_name = embedImages)]
     pub async fn embed_images(&self, images: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let inputs = self.split_images(&images)?;
         self.net.embed_views(&inputs, 1).await
     }
 
-    /// A whole query in one call and one readback: the mean embedding of a drawing's
-    /// preprocessed views (`views()` images of `inputSize²` values) against support
-    /// embeddings (concatenated).
+    /// Embeddings of drawings given as what the network sees of them (`inputSize²` values
+    /// each, concatenated, as `preprocessStrokes` or `queryStrokes` return them), each seen
+    /// through every view: `embeddingWidth()` values per drawing, to score against support
+    /// embeddings (the page's occlusion map covers patches of a query's input this way).
+    #[wasm_bindgen(js_name = embedInputs)]
+    pub async fn embed_inputs(&self, inputs: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let views = self.net.views_of_renders(&self.split_images(&inputs)?);
+        self.net.embed_views(&views, self.views()).await
+    }
+
+    /// A whole query in one call and one readback: a drawing's preprocessed views (`views()`
+    /// images of `inputSize²` values) embedded and scored against support embeddings
+    /// (concatenated): one score per support.
     #[wasm_bindgen(js_name = queryViews)]
     pub async fn query_views(&self, views: Vec<f32>, supports: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let inputs = self.split_images(&views)?;
