@@ -34,7 +34,7 @@ pub trait OneShotClassifier {
 fn siamese_name(preset: Preset, views: usize) -> String {
     match views {
         1 => format!("siamese ({})", preset.name()),
-        n => format!("siamese ({}, mean of {n} views)", preset.name()),
+        n => format!("siamese ({}, {n} views)", preset.name()),
     }
 }
 
