@@ -61,17 +61,13 @@ impl Net {
         }
     }
 
-    /// Embeddings of preprocessed views, `views` per picture (1: every input its own picture),
-    /// each picture's view embeddings back to back.
-    #[cfg_attr(not(feature = "webgpu"), allow(unused_variables))]
-    async fn embed_views(&self, inputs: &[Vec<f32>], views: usize) -> Result<Vec<f32>, JsError> {
+    /// One embedding per preprocessed input, back to back: for a picture's views in a row, that
+    /// is the picture's embedding (its views' embeddings back to back).
+    async fn embed_each(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>, JsError> {
         match self {
-            // Row by row, the views' embeddings are already each picture's, back to back.
             Net::Cpu(r) => Ok(r.embed_preprocessed(inputs)),
             #[cfg(feature = "webgpu")]
-            Net::Gpu(r) if views == 1 => crate::read(r.embed_preprocessed(inputs)).await,
-            #[cfg(feature = "webgpu")]
-            Net::Gpu(r) => crate::read(r.embed_views(inputs)).await,
+            Net::Gpu(r) => crate::read(r.embed_preprocessed(inputs)).await,
         }
     }
 
@@ -246,7 +242,7 @@ impl Engine {
     #[wasm_bindgen(js_name = embedImages)]
     pub async fn embed_images(&self, images: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let inputs = self.split_images(&images)?;
-        self.net.embed_views(&inputs, 1).await
+        self.net.embed_each(&inputs).await
     }
 
     /// Embeddings of drawings given as what the network sees of them (`inputSize²` values
@@ -256,7 +252,7 @@ impl Engine {
     #[wasm_bindgen(js_name = embedInputs)]
     pub async fn embed_inputs(&self, inputs: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let views = self.net.views_of_renders(&self.split_images(&inputs)?);
-        self.net.embed_views(&views, self.views()).await
+        self.net.embed_each(&views).await
     }
 
     /// A whole query in one call and one readback: a drawing's preprocessed views (`views()`
@@ -308,7 +304,7 @@ impl Engine {
         for image in images {
             inputs.extend(self.net.render_views(image)?);
         }
-        self.net.embed_views(&inputs, self.views()).await
+        self.net.embed_each(&inputs).await
     }
 
     /// The network's view of a picture (its first, undistorted view).
@@ -335,7 +331,7 @@ impl Engine {
 
     async fn embed_image(&self, image: &InkImage) -> Result<Vec<f32>, JsError> {
         let inputs = self.net.render_views(image)?;
-        self.net.embed_views(&inputs, self.views()).await
+        self.net.embed_each(&inputs).await
     }
 
     /// Preprocessed images given back to back, one `inputSize²` slice each.
