@@ -15,8 +15,9 @@ use burn::tensor::{Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::bench::Workload;
-use oneshot_core::architecture::SiameseConfig;
+use oneshot_core::architecture::{Preset, SiameseConfig};
 use oneshot_model::Siamese;
+use oneshot_model::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, FineTuner};
 use oneshot_model::objective::image_batch;
 use oneshot_model::recognize::{DEFAULT_VIEWS, Recognizer};
 use oneshot_model::weights::{self, WeightsError};
@@ -29,6 +30,8 @@ pub const REFERENCE_FILE: &str = "reference.safetensors";
 pub const MODEL_FILE: &str = "model.osw";
 /// Learning rate of the one Adam step whose effect the reference records.
 pub const REFERENCE_LEARNING_RATE: f64 = 1e-4;
+/// Fine-tuning steps whose losses the reference records (`web` preset).
+pub const TUNE_STEPS: usize = 3;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,9 @@ pub enum ExportError {
     /// The network could not be serialised as a weights file.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// Fine-tuning the reference drawings could not start.
+    #[error("fine-tuning the reference drawings: {0}")]
+    FineTune(#[from] FineTuneError),
 }
 
 /// A tensor's values with its name and shape.
@@ -129,7 +135,12 @@ impl ModuleVisitor for PathVisitor {
 ///   mean over the views of the head's logit on the same view of both;
 /// - `pair_a`, `pair_b` `[B, 1, s, s]`, `labels` `[B]` → `losses` `[2]`: the pair objective in
 ///   training mode (batch statistics) before and after one Adam step at
-///   [`REFERENCE_LEARNING_RATE`] (β = 0.9, 0.999, ε = 1e-5).
+///   [`REFERENCE_LEARNING_RATE`] (β = 0.9, 0.999, ε = 1e-5);
+/// - for the `web` preset, the page's fine-tuning: `tune_rgba` `[20, h, w, 4]`, the support
+///   drawings as RGBA pictures (ink as opacity), one character each → `tune_losses`
+///   `[TUNE_STEPS]`: the losses of the first whole-network fine-tuning steps with the page's
+///   settings ([`FineTuneConfig::for_scope`]), on the CPU (the training kernels under Burn's
+///   autodiff, as in the page's `cpu` build).
 pub fn reference(
     model: &Siamese,
     config: &SiameseConfig,
@@ -154,7 +165,7 @@ pub fn reference(
     let after = workload.pair_loss(&trained, &train_device);
     let losses = Tensor::cat(vec![before.inner(), after.inner()], 0);
 
-    Ok(vec![
+    let mut tensors = vec![
         NamedTensor::from_images("query_views", &workload.query_views, size),
         NamedTensor::from_tensor("view_embeddings", view_embeddings)?,
         NamedTensor::from_tensor("supports", supports)?,
@@ -167,6 +178,41 @@ pub fn reference(
             values: workload.labels.clone(),
         },
         NamedTensor::from_tensor("losses", losses)?,
+    ];
+    if config.preset == Preset::Web {
+        tensors.extend(tuning_reference(model, config, workload)?);
+    }
+    Ok(tensors)
+}
+
+/// `tune_rgba` and `tune_losses` of [`reference`].
+fn tuning_reference(
+    model: &Siamese,
+    config: &SiameseConfig,
+    workload: &Workload,
+) -> Result<Vec<NamedTensor>, ExportError> {
+    let classes = workload.supports.iter().map(|drawing| vec![drawing.clone()]).collect();
+    let settings = FineTuneConfig::for_scope(FineTuneScope::Whole);
+    let mut tuner = FineTuner::new(model, config.input_size, classes, settings, &Device::flex())?;
+    let mut losses = Vec::with_capacity(TUNE_STEPS);
+    for _ in 0..TUNE_STEPS {
+        let loss = tuner.step().into_data().try_into_vec::<f32>();
+        losses.extend(loss.map_err(|e| ExportError::Readback(format!("{e:?}")))?);
+    }
+    let first = &workload.supports[0];
+    let (height, width) = (first.height(), first.width());
+    let mut rgba = Vec::with_capacity(workload.supports.len() * height * width * 4);
+    for drawing in &workload.supports {
+        assert_eq!((drawing.height(), drawing.width()), (height, width), "synthetic drawings share a size");
+        rgba.extend(drawing.ink().iter().flat_map(|&ink| [0.0, 0.0, 0.0, f32::from(ink)]));
+    }
+    Ok(vec![
+        NamedTensor {
+            name: "tune_rgba".into(),
+            shape: vec![workload.supports.len(), height, width, 4],
+            values: rgba,
+        },
+        NamedTensor { name: "tune_losses".into(), shape: vec![TUNE_STEPS], values: losses },
     ])
 }
 

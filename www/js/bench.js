@@ -3,7 +3,8 @@
 // from navigation to the first score is that stack's alone. It reads the reference inputs and
 // outputs that `oneshot export` wrote (`?data=`, default bench-data/web), checks the stack
 // reproduces them to 1e-4, then times embedding one image and a 20-way query (the query's 8
-// views against 20 cached support embeddings), and, for ours, fine-tuning steps. The result is
+// views against 20 cached support embeddings), and, for ours, fine-tuning steps (once their first
+// losses match the native build's). The result is
 // shown and left in `window.benchResult` for scripts/bench-compare.mjs.
 
 const TOLERANCE = 1e-4;
@@ -180,30 +181,6 @@ async function tfjsStack(backend) {
 }
 
 /** Twenty scribbled 128×128 RGBA drawings, two per character, for fine-tuning. */
-function scribbles(characters) {
-  const size = 128;
-  const rgba = new Uint8Array(characters * 2 * size * size * 4).fill(255);
-  let s = 12345;
-  const rand = () => ((s = (s * 9301 + 49297) % 233280) / 233280);
-  for (let c = 0; c < characters; c++) {
-    const strokes = Array.from({ length: 3 }, () => [20 + rand() * 88, 20 + rand() * 88, rand() * 2 - 1, rand() * 2 - 1]);
-    for (let copy = 0; copy < 2; copy++) {
-      const base = (c * 2 + copy) * size * size * 4;
-      for (const [x0, y0, dx, dy] of strokes) {
-        for (let t = 0; t < 40; t++) {
-          const [x, y] = [Math.round(x0 + dx * t + copy * 3), Math.round(y0 + dy * t)];
-          for (let oy = -2; oy <= 2; oy++) for (let ox = -2; ox <= 2; ox++) {
-            const [px, py] = [x + ox, y + oy];
-            if (px >= 0 && py >= 0 && px < size && py < size) rgba.fill(0, base + 4 * (py * size + px), base + 4 * (py * size + px) + 3);
-          }
-        }
-      }
-    }
-  }
-  const classes = Uint32Array.from({ length: characters * 2 }, (_, i) => Math.floor(i / 2));
-  return { size, classes, rgba };
-}
-
 function render(result) {
   const body = document.querySelector('#bench-table tbody');
   for (const row of result.rows) {
@@ -249,10 +226,22 @@ async function run() {
     { key: 'query', what: `20-way query (${views.length / size ** 2} view(s), cached supports)`, timing: await measure(3, repetitions, () => peer.query(views, supports, size, width)) },
   ];
   if (peer.engine && tuneSteps > 0) {
-    status.textContent = 'Timing fine-tuning…';
-    const characters = 20;
-    const { size: side, classes, rgba } = scribbles(characters);
-    const tuning = peer.engine.fineTune('whole', side, side, classes, rgba);
+    status.textContent = 'Checking and timing fine-tuning…';
+    // The reference's drawings, one character each, and the losses of the first steps that the
+    // native build computes with the page's settings and seed: the page's fine-tuning (the
+    // training kernels in WebAssembly on the CPU) must reproduce them before it is timed.
+    const [characters, height, side] = reference.tune_rgba.shape;
+    const rgba = Uint8Array.from(reference.tune_rgba.values);
+    const classes = Uint32Array.from({ length: characters }, (_, i) => i);
+    const check = peer.engine.fineTune('whole', side, height, classes, rgba);
+    const losses = [];
+    for (let i = 0; i < reference.tune_losses.values.length; i++) losses.push(await check.step());
+    check.free();
+    agreement.tune_losses = largestDifference(losses, reference.tune_losses.values);
+    if (!(agreement.tune_losses <= TOLERANCE)) {
+      throw new Error(`${peer.name}'s fine-tuning does not reproduce the reference losses: ${losses} vs ${Array.from(reference.tune_losses.values)}`);
+    }
+    const tuning = peer.engine.fineTune('whole', side, height, classes, rgba);
     const timing = await measure(1, tuneSteps, () => tuning.step());
     tuning.free();
     const pairs = characters * characters;

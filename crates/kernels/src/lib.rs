@@ -4,7 +4,7 @@
 //!   and dense layer, NHWC from stage to stage, each stage one fused pass (direct convolution
 //!   for one input channel, Winograd F(4×4, 3×3) or F(2×2, 3×3) for 3×3 "same" convolutions
 //!   followed by a 2×2 max-pool, im2col otherwise; bias, pooling and ReLU on the way out).
-//! - [`training`] (native): a stride-1 convolution and a train-mode batch norm → max-pool → ReLU
+//! - [`training`] (native, and in WebAssembly with the `training` feature): a stride-1 convolution and a train-mode batch norm → max-pool → ReLU
 //!   stage, each with its backward pass, parallel over images; the model crate plugs them into
 //!   Burn's autodiff.
 //! - Underneath: four-lane SIMD vectors ([`simd`]), Winograd transforms, weight layouts and
@@ -17,7 +17,7 @@ pub mod simd;
 mod inference;
 mod layout;
 mod matmul;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 pub mod training;
 mod winograd;
 

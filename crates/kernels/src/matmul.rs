@@ -58,7 +58,7 @@ fn check_strides(a: usize, a_stride: usize, k: usize, m: usize, out: usize, out_
 
 /// A read-only matrix view: element `(i, j)` is `values[i · row_stride + j · column_stride]`, so
 /// a transpose is a view with the strides swapped.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Matrix<'a> {
     values: &'a [f32],
@@ -68,7 +68,7 @@ pub(crate) struct Matrix<'a> {
     column_stride: usize,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 impl<'a> Matrix<'a> {
     /// A row-major matrix with `columns` columns.
     pub(crate) fn rows(values: &'a [f32], columns: usize) -> Self {
@@ -103,14 +103,14 @@ impl<'a> Matrix<'a> {
 /// `out = a · b` (or `out += a · b` when `accumulate`) for a row-major `out`, through `gemm`
 /// (AVX2/FMA micro-kernels), on this thread: for callers that split the work between threads
 /// themselves.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 pub(crate) fn matmul_serial(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
     matmul_on(a, b, out, b.columns, accumulate, false);
 }
 
 /// [`matmul_serial`] with rows of `out` `out_stride` values apart, on both cores if
 /// `parallel`.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 pub(crate) fn matmul_on(
     a: Matrix,
     b: Matrix,

@@ -167,7 +167,7 @@ pub fn has_avx2() -> bool {
 /// `#[inline(always)]`, so its loops are compiled again inside `$wide` for the wider registers
 /// (a `#[target_feature]` wrapper around a closure does not inline the closure). Call it through
 /// [`with_avx2!`].
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 macro_rules! avx2_variant {
     ($wide:ident = $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?) => {
         #[cfg(target_arch = "x86_64")]
@@ -179,7 +179,7 @@ macro_rules! avx2_variant {
 }
 
 /// `self.$name(args)`, through its [`avx2_variant!`] `$wide` where the CPU has AVX2 and FMA.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 macro_rules! with_avx2 {
     ($self:ident.$name:ident / $wide:ident($($arg:expr),* $(,)?)) => {{
         #[cfg(target_arch = "x86_64")]

@@ -145,8 +145,8 @@ impl Winograd<4, 6> for F4 {
 }
 
 /// The adjoints (transposes) of F(4×4, 3×3)'s output and kernel transforms, for the weight
-/// gradient of a Winograd convolution (native training, [`crate::training`]).
-#[cfg(not(target_arch = "wasm32"))]
+/// gradient of a Winograd convolution (training, [`crate::training`]).
+#[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 impl F4 {
     /// `A ȳ`: the gradient of the T products from the gradient of the M outputs.
     #[inline(always)]

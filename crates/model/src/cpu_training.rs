@@ -62,6 +62,16 @@ pub trait StageOps: Backend {
         epsilon: f64,
         pool: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// A fixed affine map per channel, `scale · z + shift` (constants, `[channels]`: a frozen
+    /// batch norm, or 1 and 0 for none), then a `pool`×`pool` max-pool and ReLU, on NHWC maps;
+    /// only `z` gets a gradient.
+    fn affine_pool_relu(
+        z: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        pool: usize,
+    ) -> FloatTensor<Self>;
 }
 
 /// [`StageOps::conv_nhwc`] on tensors.
@@ -107,6 +117,16 @@ pub fn norm_pool_relu(
     }
 }
 
+/// [`StageOps::affine_pool_relu`] on tensors (`scale` and `shift` are taken as constants).
+pub fn affine_pool_relu(z: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>, pool: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::affine_pool_relu(
+        z.into_dispatch(),
+        scale.detach().into_dispatch(),
+        shift.detach().into_dispatch(),
+        pool,
+    ))
+}
+
 impl StageOps for Flex {
     fn conv_nhwc(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, padding: usize) -> FlexTensor {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
@@ -123,6 +143,10 @@ impl StageOps for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (output, mean, variance, _) = norm_pool_forward(z, gamma, beta, epsilon, pool);
         (output, mean, variance)
+    }
+
+    fn affine_pool_relu(z: FlexTensor, scale: FlexTensor, shift: FlexTensor, pool: usize) -> FlexTensor {
+        affine_pool_forward(z, scale, shift, pool).0
     }
 }
 
@@ -226,6 +250,55 @@ impl<C: CheckpointStrategy> StageOps for Autodiff<Flex, C> {
         };
         (output, Self::from_inner(mean), Self::from_inner(variance))
     }
+
+    fn affine_pool_relu(
+        z: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        pool: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AffinePoolBackward;
+
+        impl Backward<Flex, 1> for AffinePoolBackward {
+            type State = ([usize; 4], FlexTensor, Winners, usize);
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node_z] = ops.parents;
+                let grad = contiguous(grads.consume::<Flex>(&ops.node));
+                let (shape, scale, winners, pool) = ops.state;
+                if let Some(node) = node_z {
+                    let dz =
+                        NormPool::new(shape, pool).affine_input_grad(f32s(&scale), &winners.0, f32s(&grad));
+                    grads.register::<Flex>(node.id, tensor(dz, shape.to_vec()));
+                }
+            }
+        }
+
+        let prepared = AffinePoolBackward.prepare::<C>([z.node()]).compute_bound().stateful();
+        let z = contiguous(z.into_primitive());
+        let shape = dims(&z);
+        let scale = contiguous(scale.into_primitive());
+        let (output, winners) = affine_pool_forward(z, scale.clone(), shift.into_primitive(), pool);
+        match prepared {
+            OpsKind::Tracked(prep) => prep.finish((shape, scale, Winners(Arc::new(winners)), pool), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+}
+
+/// [`StageOps::affine_pool_relu`] on `flex` tensors, for both implementations: the output and
+/// each output's winning input.
+fn affine_pool_forward(
+    z: FlexTensor,
+    scale: FlexTensor,
+    shift: FlexTensor,
+    pool: usize,
+) -> (FlexTensor, Vec<u8>) {
+    let (z, scale, shift) = (contiguous(z), contiguous(scale), contiguous(shift));
+    let stage = NormPool::new(dims(&z), pool);
+    let (output, winners) = stage.forward_affine(f32s(&z), f32s(&scale), f32s(&shift));
+    (tensor(output, stage.output_shape().to_vec()), winners)
 }
 
 /// [`StageOps::norm_pool_relu`] on `flex` tensors, for both implementations: the output, mean
@@ -293,7 +366,14 @@ pub(crate) fn applies(stages: &[ConvStage], images: &Tensor<4>) -> bool {
         && device == Device::flex()
         && images.dims()[1] == 1
         && images.dtype() == burn::tensor::DType::F32
-        && stages.iter().all(|stage| stage.norm.as_ref().is_some_and(|norm| norm.training.is_enabled()))
+        && stages.iter().all(|stage| match &stage.norm {
+            // Training mode, or frozen with constant parameters (fine-tuning), or none (Koch).
+            Some(norm) => {
+                norm.training.is_enabled()
+                    || !norm.gamma.val().is_require_grad() && !norm.beta.val().is_require_grad()
+            }
+            None => true,
+        })
 }
 
 /// The stages' training forward pass on NCHW `images` with one channel: the same function as
@@ -307,7 +387,6 @@ pub(crate) fn features(stages: &[ConvStage], images: Tensor<4>) -> Tensor<4> {
 
 /// One stage's training forward pass on NHWC maps.
 fn stage_forward(stage: &ConvStage, x: Tensor<4>) -> Tensor<4> {
-    let norm = stage.norm.as_ref().expect("the CPU training kernels need a batch norm");
     let [channels, _, kernel, _] = stage.conv.weight.dims();
     let bias =
         stage.conv.bias.as_ref().map_or_else(|| Tensor::zeros([channels], &x.device()), |bias| bias.val());
@@ -315,6 +394,25 @@ fn stage_forward(stage: &ConvStage, x: Tensor<4>) -> Tensor<4> {
     let padding = if matches!(stage.conv.padding, PaddingConfig2d::Same) { (kernel - 1) / 2 } else { 0 };
     let z = conv_nhwc(x, stage.conv.weight.val(), bias, padding);
     let pool = if stage.pool.is_some() { 2 } else { 1 };
+    let norm = match &stage.norm {
+        Some(norm) if norm.training.is_enabled() => norm,
+        // A frozen batch norm is the affine map γ (z − μ) / √(σ² + ε) + β of its running
+        // statistics.
+        Some(norm) => {
+            let scale = norm.gamma.val().div(norm.running_var.value().add_scalar(norm.epsilon).sqrt());
+            let shift = norm.beta.val().sub(norm.running_mean.value().mul(scale.clone()));
+            return affine_pool_relu(z, scale, shift, pool);
+        }
+        None => {
+            let device = z.device();
+            return affine_pool_relu(
+                z,
+                Tensor::ones([channels], &device),
+                Tensor::zeros([channels], &device),
+                pool,
+            );
+        }
+    };
     let stage = norm_pool_relu(z, norm.gamma.val(), norm.beta.val(), norm.epsilon, pool);
     // The running statistics as `BatchNorm::forward` updates them in training mode.
     let blend = |running: Tensor<1>, batch: Tensor<1>| {
@@ -465,6 +563,80 @@ mod tests {
     fn norm_pool_relu_with_odd_sides_and_no_pool_matches_burn() {
         assert_norm_pool_relu_matches_burn([3, 7, 5, 3], 2);
         assert_norm_pool_relu_matches_burn([3, 5, 4, 6], 1);
+    }
+
+    /// Values and the input gradient of a fixed affine map, max-pool and ReLU against Burn's.
+    fn assert_affine_pool_relu_matches_burn(z: [usize; 4], pool: usize) {
+        let device = device();
+        let channels = z[3];
+        let z = random(z, &device);
+        // Some negative scales: the map must come before the pooling.
+        let scale = Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), &device);
+        let shift = Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), &device);
+        let ours = affine_pool_relu(z.clone(), scale.clone(), shift.clone(), pool);
+        let mapped = z.clone() * scale.reshape([1, 1, 1, channels]) + shift.reshape([1, 1, 1, channels]);
+        let pooled = match pool {
+            1 => nchw(mapped),
+            _ => MaxPool2dConfig::new([pool, pool]).init().forward(nchw(mapped)),
+        };
+        let theirs = nhwc(relu(pooled));
+        let upstream = Tensor::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let ours_grads = (ours.clone() * upstream.clone()).sum().backward();
+        let theirs_grads = (theirs.clone() * upstream).sum().backward();
+        assert_close("output", ours, theirs, 1e-5);
+        assert_close("z grad", z.grad(&ours_grads).unwrap(), z.grad(&theirs_grads).unwrap(), 1e-5);
+    }
+
+    #[test]
+    fn affine_pool_relu_matches_burn() {
+        assert_affine_pool_relu_matches_burn([3, 8, 6, 5], 2);
+        assert_affine_pool_relu_matches_burn([2, 7, 5, 3], 2);
+        assert_affine_pool_relu_matches_burn([2, 5, 4, 6], 1);
+    }
+
+    /// The twin's training pass through the kernels against Burn's own modules, for frozen batch
+    /// norms (fine-tuning) and for a network without any (Koch et al.'s): the same features and
+    /// the same gradients of every convolution's weights.
+    #[test]
+    fn frozen_and_missing_norms_train_as_burn_does() {
+        use crate::build::BuildNetwork;
+        use oneshot_core::architecture::{ConvStageConfig, Preset};
+        for batch_norm in [true, false] {
+            let device = device();
+            let stages = vec![
+                ConvStageConfig::new(4, 3, true, true),
+                ConvStageConfig::new(6, 3, true, true),
+                ConvStageConfig::new(5, 4, false, false),
+            ];
+            let config = Preset::Web.config();
+            let config = oneshot_core::architecture::SiameseConfig {
+                input_size: 16,
+                stages,
+                embedding: 8,
+                batch_norm,
+                ..config
+            };
+            let model = config.init(&device);
+            let model = if batch_norm { model.freeze_norms() } else { model };
+            let images = Tensor::<4>::random([3, 1, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+            let stages = &model.twin.stages;
+            assert!(applies(stages, &images), "the kernels must take this pass");
+            let ours = features(stages, images.clone());
+            let theirs = stages.iter().fold(images, |x, stage| stage.forward(x));
+            let upstream = Tensor::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let ours_grads = (ours.clone() * upstream.clone()).sum().backward();
+            let theirs_grads = (theirs.clone() * upstream).sum().backward();
+            assert_close("features", ours, theirs, 1e-4);
+            for stage in stages {
+                let weight = stage.conv.weight.val();
+                assert_close(
+                    "weight grad",
+                    weight.grad(&ours_grads).unwrap(),
+                    weight.grad(&theirs_grads).unwrap(),
+                    1e-4,
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! a user's own drawings). [`folding`] is inference with the batch norms folded away.
 
 pub mod build;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
 mod cpu_training;
 pub mod finetune;
 pub mod folding;

@@ -52,7 +52,7 @@ pub struct Siamese {
 impl Twin {
     /// The convolutional stages: `[n, 1, size, size]` → `[n, channels, side, side]`.
     fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        #[cfg(not(target_arch = "wasm32"))]
+        #[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
         if crate::cpu_training::applies(&self.stages, &images) {
             return crate::cpu_training::features(&self.stages, images);
         }

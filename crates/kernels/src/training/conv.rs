@@ -6,7 +6,9 @@ use rayon::prelude::*;
 
 use crate::layout::im2col_weights;
 use crate::matmul::{Matrix, grow, matmul_on, matmul_serial};
-use crate::simd::{F32x4, has_avx2};
+use crate::simd::F32x4;
+#[cfg(target_arch = "x86_64")]
+use crate::simd::has_avx2;
 use crate::winograd::{F4, transform_2d, winograd_input, winograd_output, winograd_weight_values};
 
 /// A stride-1 convolution's shapes, NHWC.

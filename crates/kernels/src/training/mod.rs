@@ -1,4 +1,5 @@
-//! Training kernels for batch-normalised convolutional stages (native): each stage is a
+//! Training kernels for batch-normalised convolutional stages (native, and the page's CPU
+//! fine-tuning in WebAssembly, where rayon runs on the one thread): each stage is a
 //! [`Conv`] followed by a [`NormPool`], on NHWC maps, with hand-written backward passes.
 //!
 //! The element-wise loops are compiled twice, for baseline x86-64 and for AVX2 + FMA, and the

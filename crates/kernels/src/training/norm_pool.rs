@@ -1,9 +1,11 @@
 //! Train-mode batch norm, max-pool and ReLU of NHWC maps in two passes, remembering each
 //! output's winning input in one byte; backward: one pass over the outputs for the parameter
-//! gradients, one in place over the inputs for the input gradient.
+//! gradients, one in place over the inputs for the input gradient. The same pooling pass after a
+//! fixed affine map serves frozen batch norms and stages without one.
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
 use crate::simd::has_avx2;
 
 /// Per-channel batch statistics kept for the backward pass.
@@ -26,7 +28,8 @@ impl Statistics {
 /// flows back through it).
 pub const CLIPPED: u8 = u8::MAX;
 
-/// Train-mode batch norm → max-pool → ReLU on NHWC maps.
+/// Train-mode batch norm (or a fixed affine map, [`forward_affine`](Self::forward_affine)) →
+/// max-pool → ReLU on NHWC maps.
 #[derive(Debug, Clone, Copy)]
 pub struct NormPool {
     images: usize,
@@ -149,6 +152,21 @@ impl NormPool {
             .zip(&scale)
             .map(|((&b, &m), &s)| (b as f64 - m * s as f64) as f32)
             .collect();
+        let (output, winners) = self.forward_affine(z, &scale, &shift);
+        NormPoolForward {
+            output,
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            variance: variance.iter().map(|&v| v as f32).collect(),
+            winners,
+        }
+    }
+
+    /// A fixed affine map per channel, `scale · z + shift`, then max-pool and ReLU: the output
+    /// and each output's winning input (or [`CLIPPED`]). A frozen batch norm is such a map (the
+    /// page's fine-tuning keeps Omniglot's statistics), and no normalisation is 1 and 0 (Koch
+    /// et al.'s network); the map comes before the pooling because a negative scale changes
+    /// which input wins.
+    pub fn forward_affine(&self, z: &[f32], scale: &[f32], shift: &[f32]) -> (Vec<f32>, Vec<u8>) {
         let mut output = vec![0.0; self.images * self.output_len()];
         let mut winners = vec![CLIPPED; output.len()];
         output
@@ -156,14 +174,27 @@ impl NormPool {
             .zip(winners.par_chunks_mut(self.output_len()))
             .zip(z.par_chunks(self.image_len()))
             .for_each(|((output, winners), image)| {
-                with_avx2!(self.pool_image / pool_image_wide(image, &scale, &shift, output, winners))
+                with_avx2!(self.pool_image / pool_image_wide(image, scale, shift, output, winners))
             });
-        NormPoolForward {
-            output,
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            variance: variance.iter().map(|&v| v as f32).collect(),
-            winners,
-        }
+        (output, winners)
+    }
+
+    /// The gradient of `z` through [`forward_affine`](Self::forward_affine): `scale · grad` at
+    /// each window's winner, 0 everywhere else (the map's values are constants).
+    pub fn affine_input_grad(&self, scale: &[f32], winners: &[u8], grad: &[f32]) -> Vec<f32> {
+        let zeros = vec![0.0; self.channels];
+        let mut z = vec![0.0; self.images * self.image_len()];
+        let (image_len, output_len) = (self.image_len(), self.output_len());
+        z.par_chunks_mut(image_len)
+            .zip(winners.par_chunks(output_len).zip(grad.par_chunks(output_len)))
+            .for_each(|(image, (winners, grad))| {
+                // The batch-norm input gradient without its statistics' terms (a = b = 0).
+                with_avx2!(
+                    self.image_input_grad
+                        / image_input_grad_wide(image, &zeros, &zeros, scale, winners, grad)
+                )
+            });
+        z
     }
 
     /// One image of [`forward`](Self::forward): each window's normalised maximum (the first
