@@ -77,7 +77,7 @@ pub fn run_bench(options: &BenchOptions) -> Result<(), AnyError> {
     } else {
         println!(
             "CPU: own kernels for inference and, inside Burn's autodiff, for the training passes of \
-             batch-normalised stages (web); Burn flex for the rest; {cores} cores, release build\n"
+             the convolutional stages (web and koch); Burn flex for the rest; {cores} cores, release build\n"
         );
         print!("{}", bench::markdown(options.preset.name(), &rows));
     }

@@ -500,6 +500,12 @@ mod tests {
     }
 
     #[test]
+    fn large_kernel_on_one_channel_uses_im2col_and_matches_burn() {
+        // 7×7 on one channel: 49 taps, past the direct loops (Koch et al.'s first stage is 10×10).
+        assert_conv_matches_burn([3, 12, 11, 1], 6, 7, 0, 1e-4);
+    }
+
+    #[test]
     fn winograd_convolution_matches_burn() {
         // F(4×4, 3×3)'s transforms cost a few bits: 2e-4 on values of N(0, 1) inputs and weights.
         assert_conv_matches_burn([3, 8, 12, 8], 12, 3, 1, 2e-4);
