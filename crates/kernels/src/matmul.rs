@@ -1,5 +1,6 @@
 //! Matrix products: `gemm`'s natively, a 4×8 SIMD kernel on weights packed once in
-//! WebAssembly.
+//! WebAssembly's inference (its training, the page's fine-tuning, calls `gemm`'s SIMD128
+//! kernels).
 
 use crate::simd::F32x4;
 
@@ -12,7 +13,7 @@ pub(crate) fn grow(buffer: &mut Vec<f32>, len: usize) {
 }
 
 /// The right-hand matrix `[k, n]` of a product, in the layout its kernel wants: natively
-/// row-major for `gemm` (AVX2/FMA micro-kernels, both cores); in WebAssembly pre-packed
+/// row-major for `gemm` (AVX-512 or AVX2/FMA micro-kernels, both cores); in WebAssembly pre-packed
 /// [`Panels`], because `gemm` re-packs its right-hand side on every call, which for one drawing
 /// cost more than the arithmetic.
 #[cfg(not(target_arch = "wasm32"))]
@@ -101,7 +102,7 @@ impl<'a> Matrix<'a> {
 }
 
 /// `out = a · b` (or `out += a · b` when `accumulate`) for a row-major `out`, through `gemm`
-/// (AVX2/FMA micro-kernels), on this thread: for callers that split the work between threads
+/// (AVX-512 or AVX2/FMA micro-kernels, chosen at run time; SIMD128 in WebAssembly), on this thread: for callers that split the work between threads
 /// themselves.
 #[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 pub(crate) fn matmul_serial(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
