@@ -152,12 +152,6 @@ impl CpuRecognizer {
     /// back to back): `queries × supports` values, row by query, each the sigmoid of the mean
     /// over the views of the head's logit. A trailing partial embedding is ignored.
     pub fn scores(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
-        self.logits(queries, supports).into_iter().map(|logit| 1.0 / (1.0 + (-logit).exp())).collect()
-    }
-
-    /// The head's logits behind [`scores`](Self::scores) (the mean over the views), before the
-    /// sigmoid: what several looks at one pair can be averaged as.
-    pub fn logits(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
         let (width, views) = (self.picture_width(), self.views.len() as f32);
         let weighted_l1 = |a: &[f32], b: &[f32]| {
             a.chunks_exact(self.head_weight.len())
@@ -170,7 +164,10 @@ impl CpuRecognizer {
         queries
             .chunks_exact(width)
             .flat_map(|q| {
-                supports.chunks_exact(width).map(move |s| weighted_l1(q, s) / views + self.head_bias)
+                supports.chunks_exact(width).map(move |s| {
+                    let logit = weighted_l1(q, s) / views + self.head_bias;
+                    1.0 / (1.0 + (-logit).exp())
+                })
             })
             .collect()
     }

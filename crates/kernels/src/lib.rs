@@ -4,9 +4,10 @@
 //!   and dense layer, NHWC from stage to stage, each stage one fused pass (direct convolution
 //!   for one input channel, Winograd F(4×4, 3×3) or F(2×2, 3×3) for 3×3 "same" convolutions
 //!   followed by a 2×2 max-pool, im2col otherwise; bias, pooling and ReLU on the way out).
-//! - [`training`] (native, and in WebAssembly with the `training` feature): a stride-1 convolution and a train-mode batch norm → max-pool → ReLU
-//!   stage, each with its backward pass, parallel over images; the model crate plugs them into
-//!   Burn's autodiff.
+//! - [`training`] (native, and in WebAssembly with the `training` feature): a stride-1
+//!   convolution and a batch norm (train-mode, or a fixed affine map) → max-pool → ReLU stage,
+//!   each with its backward pass, parallel over images; the model crate plugs them into Burn's
+//!   autodiff.
 //! - Underneath: four-lane SIMD vectors ([`simd`]), Winograd transforms, weight layouts and
 //!   matrix products (`gemm` natively, a packed 4×8 kernel in WebAssembly).
 //!

@@ -13,8 +13,8 @@ pub(crate) fn grow(buffer: &mut Vec<f32>, len: usize) {
 }
 
 /// The right-hand matrix `[k, n]` of a product, in the layout its kernel wants: natively
-/// row-major for `gemm` (AVX-512 or AVX2/FMA micro-kernels, both cores); in WebAssembly pre-packed
-/// [`Panels`], because `gemm` re-packs its right-hand side on every call, which for one drawing
+/// row-major for `gemm` (AVX-512 or AVX2/FMA micro-kernels, both cores); in WebAssembly
+/// pre-packed [`Panels`], because `gemm` re-packs its right-hand side on every call, which for one drawing
 /// cost more than the arithmetic.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) type Weights = RowMajor;
@@ -102,8 +102,8 @@ impl<'a> Matrix<'a> {
 }
 
 /// `out = a · b` (or `out += a · b` when `accumulate`) for a row-major `out`, through `gemm`
-/// (AVX-512 or AVX2/FMA micro-kernels, chosen at run time; SIMD128 in WebAssembly), on this thread: for callers that split the work between threads
-/// themselves.
+/// (AVX-512 or AVX2/FMA micro-kernels, chosen at run time; SIMD128 in WebAssembly), on this
+/// thread: for callers that split the work between threads themselves.
 #[cfg(any(not(target_arch = "wasm32"), feature = "training"))]
 pub(crate) fn matmul_serial(a: Matrix, b: Matrix, out: &mut [f32], accumulate: bool) {
     matmul_on(a, b, out, b.columns, accumulate, false);
