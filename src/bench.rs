@@ -7,8 +7,9 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+use oneshot_model::adam::adam;
 use serde::Serialize;
 
 use oneshot_core::architecture::{Preset, SiameseConfig};
@@ -197,13 +198,15 @@ pub fn training(model: &Siamese, workload: &Workload, steps: usize, episodes: bo
     let size = workload.size;
     let batch = workload.labels.len();
     let mut rows = Vec::new();
-    let mut model = model.clone().fork(&device).train();
-    let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
-    let timing = Timing::measure(1, steps, || {
-        let loss = workload.pair_loss(&model, &device);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(1e-5, model.clone(), grads);
-    });
+    // Handed to the optimizer by value, as training does, so Adam updates the buffers in place.
+    let mut model = Some(model.clone().fork(&device).train());
+    let mut optimizer: ModuleOptimizer = adam();
+    let mut step = |loss_of: &dyn Fn(&Siamese) -> Tensor<1>| {
+        let current = model.take().expect("every step puts the network back");
+        let grads = GradientsParams::from_grads(loss_of(&current).backward(), &current);
+        model = Some(optimizer.step(1e-5, current, grads));
+    };
+    let timing = Timing::measure(1, steps, || step(&|model| workload.pair_loss(model, &device)));
     let per_second = batch as f64 / (timing.median / 1e3);
     rows.push(BenchRow {
         key: "train",
@@ -213,9 +216,7 @@ pub fn training(model: &Siamese, workload: &Workload, steps: usize, episodes: bo
     });
     if episodes {
         let timing = Timing::measure(1, steps, || {
-            let loss = episode_loss(&model, vec![image_batch(&workload.episode, size, &device)]);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(1e-5, model.clone(), grads);
+            step(&|model| episode_loss(model, vec![image_batch(&workload.episode, size, &device)]))
         });
         let per_second = 400.0 / (timing.median / 1e3);
         rows.push(BenchRow {

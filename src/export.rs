@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
+use oneshot_model::adam::adam;
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::bench::Workload;
@@ -160,7 +161,7 @@ pub fn reference(
     let trained = model.clone().fork(&train_device).train();
     let before = workload.pair_loss(&trained, &train_device);
     let grads = GradientsParams::from_grads(before.backward(), &trained);
-    let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
+    let mut optimizer: ModuleOptimizer = adam();
     let trained = optimizer.step(REFERENCE_LEARNING_RATE, trained, grads);
     let after = workload.pair_loss(&trained, &train_device);
     let losses = Tensor::cat(vec![before.inner(), after.inner()], 0);

@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Bytes, Device};
 use oneshot_core::architecture::SiameseConfig;
 use oneshot_model::BuildNetwork;
 use oneshot_model::Siamese;
+use oneshot_model::adam::adam;
 use oneshot_model::weights::{self, Encoding};
 use serde::{Deserialize, Serialize};
 
@@ -184,7 +185,7 @@ pub(super) fn start_or_resume(
 ) -> Result<Checkpoint, TrainError> {
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| file_error(out, e))?;
-    let optimizer = AdamConfig::new().init();
+    let optimizer = adam();
     match read_state(out)? {
         Some(state) => {
             check_same_run(out, &state.options, options)?;

@@ -7,8 +7,9 @@
 //! different-class pairs. Batch-norm statistics stay frozen: a handful of drawings would
 //! otherwise overwrite what the running statistics learnt from Omniglot.
 
+use crate::adam::adam;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -121,7 +122,7 @@ impl FineTuner {
         };
         Ok(Self {
             model,
-            optimizer: AdamConfig::new().init(),
+            optimizer: adam(),
             classes,
             preprocessor,
             distortion: DistortionConfig::default(),

@@ -7,6 +7,7 @@
 //! networks) → [`recognize`] (embedding and scoring on any device) → [`finetune`] (a few steps on
 //! a user's own drawings). [`folding`] is inference with the batch norms folded away.
 
+pub mod adam;
 pub mod build;
 #[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
 mod cpu_training;
