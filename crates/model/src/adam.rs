@@ -111,6 +111,7 @@ mod tests {
     use super::*;
     use crate::build::BuildNetwork;
     use crate::objective::episode_loss;
+    use crate::weights::Encoding;
     use burn::module::Module;
     use burn::optim::GradientsParams;
     use burn::tensor::{Device, Distribution, Tensor};
@@ -136,12 +137,13 @@ mod tests {
     #[test]
     fn fused_steps_are_burns_bit_for_bit() {
         let device = Device::flex().autodiff();
-        // A fresh network for each optimizer: clones would share the batch norms' running
-        // statistics, which the forward passes update.
-        let start = || {
-            device.seed(3);
-            Preset::Web.config().init(&device).train()
-        };
+        // A fresh network for each optimizer, from the same bytes: clones would share the batch
+        // norms' running statistics, which the forward passes update (and re-seeding would race
+        // with other tests drawing from the same device's generator).
+        let config = Preset::Web.config();
+        let bytes = crate::weights::to_bytes(&config.init(&device), &config, Encoding::F32);
+        let start =
+            || crate::weights::from_bytes(&bytes, Some(&config), &device).expect("own bytes").1.train();
         let batches: Vec<Tensor<4>> = (0..3)
             .map(|_| Tensor::random([16, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device))
             .collect();
