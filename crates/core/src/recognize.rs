@@ -152,6 +152,14 @@ impl CpuRecognizer {
     /// back to back): `queries × supports` values, row by query, each the sigmoid of the mean
     /// over the views of the head's logit. A trailing partial embedding is ignored.
     pub fn scores(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
+        let mut scores = self.logits(queries, supports);
+        scores.iter_mut().for_each(|logit| *logit = 1.0 / (1.0 + (-*logit).exp()));
+        scores
+    }
+
+    /// The head's logits behind [`scores`](Self::scores), before the sigmoid (which rounds
+    /// confident matches to exactly 1 in f32, so only the logits rank them).
+    pub fn logits(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
         let (width, views) = (self.picture_width(), self.views.len() as f32);
         let weighted_l1 = |a: &[f32], b: &[f32]| {
             a.chunks_exact(self.head_weight.len())
@@ -163,12 +171,7 @@ impl CpuRecognizer {
         };
         queries
             .chunks_exact(width)
-            .flat_map(|q| {
-                supports.chunks_exact(width).map(move |s| {
-                    let logit = weighted_l1(q, s) / views + self.head_bias;
-                    1.0 / (1.0 + (-logit).exp())
-                })
-            })
+            .flat_map(|q| supports.chunks_exact(width).map(move |s| weighted_l1(q, s) / views + self.head_bias))
             .collect()
     }
 }
@@ -184,7 +187,7 @@ impl CpuRecognizer {
         let supports = self.embed(supports)?;
         let queries = self.embed(queries)?;
         let count = supports.len() / self.picture_width().max(1);
-        Ok(self.scores(&queries, &supports).chunks(count.max(1)).map(argmax).collect())
+        Ok(self.logits(&queries, &supports).chunks(count.max(1)).map(argmax).collect())
     }
 }
 

@@ -409,7 +409,7 @@ impl Stage {
             let first = index * chunk;
             let n = images.len() / image_len * ty * tx;
             grow(tiles, T * T * n * cin);
-            winograd_input::<M, T, W>(images, input.side_y, input.side_x, cin, tiles);
+            winograd_input::<M, T, W, F32x4>(images, input.side_y, input.side_x, cin, tiles);
             grow(products, T * T * n * cout);
             for (xi, weight) in weight.iter().enumerate() {
                 let (tiles, products) = (&tiles[xi * cin..], &mut products[xi * cout..]);
@@ -417,7 +417,7 @@ impl Stage {
             }
             // Then max-pool, bias and ReLU.
             let zero = F32x4::splat(0.0);
-            winograd_output::<M, T, W>(products, n, cout, |t, o, conv| {
+            winograd_output::<M, T, W, F32x4>(products, n, cout, |t, o, conv| {
                 let (b, y, x) = (first + t / (ty * tx), t / tx % ty, t % tx);
                 let bias = F32x4::load(&self.bias[o..]);
                 for a in 0..M / 2 {

@@ -56,6 +56,10 @@ impl F32x4 {
     pub fn mul(self, other: Self) -> Self {
         Self(core::arch::wasm32::f32x4_mul(self.0, other.0))
     }
+    #[inline(always)]
+    pub fn div(self, other: Self) -> Self {
+        Self(core::arch::wasm32::f32x4_div(self.0, other.0))
+    }
     /// The larger of each pair of lanes (`pmax`: one instruction; the inputs hold no NaN).
     #[inline(always)]
     pub fn max(self, other: Self) -> Self {
@@ -107,6 +111,10 @@ impl F32x4 {
     pub fn mul(self, other: Self) -> Self {
         Self(unsafe { _mm_mul_ps(self.0, other.0) })
     }
+    #[inline(always)]
+    pub fn div(self, other: Self) -> Self {
+        Self(unsafe { _mm_div_ps(self.0, other.0) })
+    }
     /// The larger of each pair of lanes (the inputs hold no NaN).
     #[inline(always)]
     pub fn max(self, other: Self) -> Self {
@@ -147,10 +155,142 @@ impl F32x4 {
     pub fn mul(self, other: Self) -> Self {
         Self(std::array::from_fn(|i| self.0[i] * other.0[i]))
     }
+    #[inline(always)]
+    pub fn div(self, other: Self) -> Self {
+        Self(std::array::from_fn(|i| self.0[i] / other.0[i]))
+    }
     /// The larger of each pair of lanes.
     #[inline(always)]
     pub fn max(self, other: Self) -> Self {
         Self(std::array::from_fn(|i| self.0[i].max(other.0[i])))
+    }
+}
+
+/// `f32` lanes the Winograd transforms are written over: [`F32x4`] on every target, and
+/// [`F32x8`] natively on CPUs with AVX2, where the same transforms do twice the channels per
+/// instruction. Each lane is computed on its own with the same operations, so the result does
+/// not depend on the width.
+pub(crate) trait Lanes: Copy {
+    /// Values per vector.
+    const LANES: usize;
+    fn splat(value: f32) -> Self;
+    /// The first `LANES` values of `values`.
+    fn load(values: &[f32]) -> Self;
+    /// Writes the lanes to the first `LANES` values of `out`.
+    fn store(self, out: &mut [f32]);
+    fn add(self, other: Self) -> Self;
+    fn sub(self, other: Self) -> Self;
+    fn mul(self, other: Self) -> Self;
+    fn div(self, other: Self) -> Self;
+}
+
+/// One lane: the scalar form of code written over [`Lanes`].
+impl Lanes for f32 {
+    const LANES: usize = 1;
+    #[inline(always)]
+    fn splat(value: f32) -> Self {
+        value
+    }
+    #[inline(always)]
+    fn load(values: &[f32]) -> Self {
+        values[0]
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [f32]) {
+        out[0] = self;
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        self - other
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        self * other
+    }
+    #[inline(always)]
+    fn div(self, other: Self) -> Self {
+        self / other
+    }
+}
+
+impl Lanes for F32x4 {
+    const LANES: usize = 4;
+    #[inline(always)]
+    fn splat(value: f32) -> Self {
+        F32x4::splat(value)
+    }
+    #[inline(always)]
+    fn load(values: &[f32]) -> Self {
+        F32x4::load(values)
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [f32]) {
+        F32x4::store(self, out)
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        F32x4::add(self, other)
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        F32x4::sub(self, other)
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        F32x4::mul(self, other)
+    }
+    #[inline(always)]
+    fn div(self, other: Self) -> Self {
+        F32x4::div(self, other)
+    }
+}
+
+/// Eight `f32` lanes in one AVX register. Only for code compiled with AVX enabled (an
+/// `avx2_variant!` or another `#[target_feature(enable = "avx2,fma")]` function, called after
+/// [`has_avx2`]): elsewhere its intrinsics would not be inlined, and would fault on a CPU
+/// without AVX.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct F32x8(__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for F32x8 {
+    const LANES: usize = 8;
+    // SAFETY (every method): callers run only on CPUs with AVX (see the type's comment);
+    // loads and stores are unaligned and bounds-checked first.
+    #[inline(always)]
+    fn splat(value: f32) -> Self {
+        Self(unsafe { _mm256_set1_ps(value) })
+    }
+    #[inline(always)]
+    fn load(values: &[f32]) -> Self {
+        assert!(values.len() >= 8);
+        Self(unsafe { _mm256_loadu_ps(values.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [f32]) {
+        assert!(out.len() >= 8);
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        Self(unsafe { _mm256_add_ps(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        Self(unsafe { _mm256_sub_ps(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        Self(unsafe { _mm256_mul_ps(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn div(self, other: Self) -> Self {
+        Self(unsafe { _mm256_div_ps(self.0, other.0) })
     }
 }
 

@@ -1,16 +1,18 @@
-//! Winograd's minimal filtering F(M×M, 3×3) (Lavin & Gray 2016) on four channels at a time:
-//! the input, output and kernel transforms, and their adjoints for the weight gradient.
+//! Winograd's minimal filtering F(M×M, 3×3) (Lavin & Gray 2016) on a vector of channels at a
+//! time ([`Lanes`]: four, or eight with AVX2): the input, output and kernel transforms, and their
+//! adjoints for the weight gradient.
 
 use crate::matmul::Weights;
-use crate::simd::F32x4;
+use crate::simd::{F32x4, Lanes};
 
 /// The input side of Winograd F(M×M, 3×3) with one pixel of zero padding, for NHWC `images`
-/// whose sides are multiples of M and whose channels are a multiple of 4: for tile t (image by
+/// whose sides are multiples of M and whose channels are a multiple of `V::LANES`: for tile t (image by
 /// image, row by row) and each of the T·T transform positions ξ, `tiles[ξ][t] = (Bᵀ d B)[ξ]` for
 /// the tile's T×T patch d, `cin` values, stored tile by tile (`[t][ξ][cin]`: one tile's values
 /// are written together; the matrix of position ξ is every T·T·cin-th row). Tile (ty, tx)
 /// reads input rows and columns M·t − 1 … M·t + M.
-pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>>(
+#[inline(always)]
+pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>, V: Lanes>(
     images: &[f32],
     side_y: usize,
     side_x: usize,
@@ -30,12 +32,22 @@ pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>>(
     };
     for t in 0..n {
         let (b, y, x) = (t / (ty * tx), t / tx % ty, t % tx);
-        let patch: [[&[f32]; T]; T] = std::array::from_fn(|r| {
-            std::array::from_fn(|c| pixel(b, (M * y + r) as isize - 1, (M * x + c) as isize - 1))
-        });
-        for c in (0..cin).step_by(4) {
-            let d = patch.map(|row| row.map(|pixel| F32x4::load(&pixel[c..])));
-            let v = transform_2d(d, W::input);
+        let mut patch: [[&[f32]; T]; T] = [[&zeros; T]; T];
+        for (r, row) in patch.iter_mut().enumerate() {
+            for (c, at) in row.iter_mut().enumerate() {
+                *at = pixel(b, (M * y + r) as isize - 1, (M * x + c) as isize - 1);
+            }
+        }
+        for c in (0..cin).step_by(V::LANES) {
+            // Loops, not `array::map`: everything here must inline into an AVX caller (see
+            // `F32x8`), and `map` over 36 vectors did not.
+            let mut d = [[V::splat(0.0); T]; T];
+            for (d, patch) in d.iter_mut().zip(&patch) {
+                for (d, pixel) in d.iter_mut().zip(patch) {
+                    *d = V::load(&pixel[c..]);
+                }
+            }
+            let v = transform_2d!(d, W::input, T, T);
             let tile = &mut tiles[t * T * T * cin..(t + 1) * T * T * cin];
             for (xi, value) in v.as_flattened().iter().enumerate() {
                 value.store(&mut tile[xi * cin + c..]);
@@ -44,45 +56,67 @@ pub(crate) fn winograd_input<const M: usize, const T: usize, W: Winograd<M, T>>(
     }
 }
 
-/// The output side of Winograd F(M×M, 3×3): for each of `n` tiles and each group of four
-/// output channels `o`, `Aᵀ m A` of the T·T products (`cout` values each, stored tile by tile
+/// The output side of Winograd F(M×M, 3×3): for each of `n` tiles and each group of
+/// `V::LANES` output channels `o`, `Aᵀ m A` of the T·T products (`cout` values each, stored tile by tile
 /// like [`winograd_input`]'s tiles), handed to `place(t, o, block)` as an M×M block of the
 /// convolution.
 #[inline(always)]
-pub(crate) fn winograd_output<const M: usize, const T: usize, W: Winograd<M, T>>(
+pub(crate) fn winograd_output<const M: usize, const T: usize, W: Winograd<M, T>, V: Lanes>(
     products: &[f32],
     n: usize,
     cout: usize,
-    mut place: impl FnMut(usize, usize, [[F32x4; M]; M]),
+    mut place: impl FnMut(usize, usize, [[V; M]; M]),
 ) {
     for t in 0..n {
         let tile = &products[t * T * T * cout..(t + 1) * T * T * cout];
-        for o in (0..cout).step_by(4) {
-            let m: [[F32x4; T]; T] = std::array::from_fn(|r| {
-                std::array::from_fn(|c| F32x4::load(&tile[(r * T + c) * cout + o..]))
-            });
-            place(t, o, transform_2d(m, W::output));
+        for o in (0..cout).step_by(V::LANES) {
+            let mut m = [[V::splat(0.0); T]; T];
+            for (r, m) in m.iter_mut().enumerate() {
+                for (c, m) in m.iter_mut().enumerate() {
+                    *m = V::load(&tile[(r * T + c) * cout + o..]);
+                }
+            }
+            place(t, o, transform_2d!(m, W::output, T, M));
         }
     }
 }
 
-/// Applies a 1-D transform to every column of `x`, then to every row of the result:
-/// `L x Lᵀ` for the transform's matrix `L`.
-#[inline(always)]
-pub(crate) fn transform_2d<const I: usize, const O: usize>(
-    x: [[F32x4; I]; I],
-    transform: impl Fn([F32x4; I]) -> [F32x4; O],
-) -> [[F32x4; O]; O] {
-    let columns: [[F32x4; O]; I] = std::array::from_fn(|c| transform(std::array::from_fn(|r| x[r][c])));
-    std::array::from_fn(|r| transform(std::array::from_fn(|c| columns[c][r])))
+/// `L x Lᵀ` for the matrix `L` (`$o × $i`) of a 1-D transform given as a path (`W::input`):
+/// the transform of every column of the `$i × $i` array `x`, then of every row of the result.
+/// A macro, not a function taking `impl Fn`: a function item passed that way was compiled on
+/// its own, outside the AVX callers, and its eight-lane intrinsics became calls.
+macro_rules! transform_2d {
+    ($x:expr, $transform:path, $i:expr, $o:expr) => {{
+        let x = $x;
+        // Any value of the lane type: every entry is overwritten.
+        let filler = x[0][0];
+        let mut columns = [[filler; $o]; $i];
+        for (c, column) in columns.iter_mut().enumerate() {
+            let mut input = [filler; $i];
+            for (r, value) in input.iter_mut().enumerate() {
+                *value = x[r][c];
+            }
+            *column = $transform(input);
+        }
+        let mut out = [[filler; $o]; $o];
+        for (r, row) in out.iter_mut().enumerate() {
+            let mut input = [filler; $i];
+            for (c, value) in input.iter_mut().enumerate() {
+                *value = columns[c][r];
+            }
+            *row = $transform(input);
+        }
+        out
+    }};
 }
+pub(crate) use transform_2d;
 
 /// Winograd's minimal filtering F(M×M, 3×3) on T×T tiles (T = M + 2), as its three 1-D
 /// transforms (Lavin & Gray 2016): input `Bᵀ x`, output `Aᵀ m`, kernel `G g`.
 pub(crate) trait Winograd<const M: usize, const T: usize> {
-    fn input(x: [F32x4; T]) -> [F32x4; T];
-    fn output(m: [F32x4; T]) -> [F32x4; M];
-    fn kernel(g: [f32; 3]) -> [f32; T];
+    fn input<V: Lanes>(x: [V; T]) -> [V; T];
+    fn output<V: Lanes>(m: [V; T]) -> [V; M];
+    fn kernel<V: Lanes>(g: [V; 3]) -> [V; T];
 }
 
 /// F(2×2, 3×3): 16 products per 4 outputs instead of 36.
@@ -90,15 +124,17 @@ pub(crate) struct F2;
 
 impl Winograd<2, 4> for F2 {
     #[inline(always)]
-    fn input([x0, x1, x2, x3]: [F32x4; 4]) -> [F32x4; 4] {
+    fn input<V: Lanes>([x0, x1, x2, x3]: [V; 4]) -> [V; 4] {
         [x0.sub(x2), x1.add(x2), x2.sub(x1), x1.sub(x3)]
     }
     #[inline(always)]
-    fn output([m0, m1, m2, m3]: [F32x4; 4]) -> [F32x4; 2] {
+    fn output<V: Lanes>([m0, m1, m2, m3]: [V; 4]) -> [V; 2] {
         [m0.add(m1).add(m2), m1.sub(m2).sub(m3)]
     }
-    fn kernel([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
-        [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+    #[inline(always)]
+    fn kernel<V: Lanes>([g0, g1, g2]: [V; 3]) -> [V; 4] {
+        let half = V::splat(0.5);
+        [g0, half.mul(g0.add(g1).add(g2)), half.mul(g0.sub(g1).add(g2)), g2]
     }
 }
 
@@ -107,8 +143,8 @@ pub(crate) struct F4;
 
 impl Winograd<4, 6> for F4 {
     #[inline(always)]
-    fn input([x0, x1, x2, x3, x4, x5]: [F32x4; 6]) -> [F32x4; 6] {
-        let (four, five, two) = (F32x4::splat(4.0), F32x4::splat(5.0), F32x4::splat(2.0));
+    fn input<V: Lanes>([x0, x1, x2, x3, x4, x5]: [V; 6]) -> [V; 6] {
+        let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
         // Shared partial sums, as in Lavin & Gray's implementation.
         let (a, b) = (x4.sub(x2.mul(four)), x3.sub(x1.mul(four)));
         let (c, d) = (x4.sub(x2), x3.sub(x1).mul(two));
@@ -122,8 +158,8 @@ impl Winograd<4, 6> for F4 {
         ]
     }
     #[inline(always)]
-    fn output([m0, m1, m2, m3, m4, m5]: [F32x4; 6]) -> [F32x4; 4] {
-        let (two, four, eight) = (F32x4::splat(2.0), F32x4::splat(4.0), F32x4::splat(8.0));
+    fn output<V: Lanes>([m0, m1, m2, m3, m4, m5]: [V; 6]) -> [V; 4] {
+        let (two, four, eight) = (V::splat(2.0), V::splat(4.0), V::splat(8.0));
         let (sum12, diff12, sum34, diff34) = (m1.add(m2), m1.sub(m2), m3.add(m4), m3.sub(m4));
         [
             m0.add(sum12).add(sum34),
@@ -132,13 +168,18 @@ impl Winograd<4, 6> for F4 {
             diff12.add(diff34.mul(eight)).add(m5),
         ]
     }
-    fn kernel([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+    #[inline(always)]
+    fn kernel<V: Lanes>([g0, g1, g2]: [V; 3]) -> [V; 6] {
+        // −a/6 as a/(−6): the same bits, zeros' signs included.
+        let (four, six, minus_six) = (V::splat(4.0), V::splat(6.0), V::splat(-6.0));
+        let (twelve, twenty_four) = (V::splat(12.0), V::splat(24.0));
+        let (a, b) = (g0.div(twenty_four), g1.div(twelve));
         [
-            g0 / 4.0,
-            -(g0 + g1 + g2) / 6.0,
-            -(g0 - g1 + g2) / 6.0,
-            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
-            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g0.div(four),
+            g0.add(g1).add(g2).div(minus_six),
+            g0.sub(g1).add(g2).div(minus_six),
+            a.add(b).add(g2.div(six)),
+            a.sub(b).add(g2.div(six)),
             g2,
         ]
     }
@@ -150,8 +191,8 @@ impl Winograd<4, 6> for F4 {
 impl F4 {
     /// `A ȳ`: the gradient of the T products from the gradient of the M outputs.
     #[inline(always)]
-    pub(crate) fn output_adjoint([y0, y1, y2, y3]: [F32x4; 4]) -> [F32x4; 6] {
-        let (two, four, eight) = (F32x4::splat(2.0), F32x4::splat(4.0), F32x4::splat(8.0));
+    pub(crate) fn output_adjoint<V: Lanes>([y0, y1, y2, y3]: [V; 4]) -> [V; 6] {
+        let (two, four, eight) = (V::splat(2.0), V::splat(4.0), V::splat(8.0));
         let (even, odd) = (y0.add(y2), y1.add(y3));
         let (even4, odd8) = (y0.add(y2.mul(four)), y1.mul(two).add(y3.mul(eight)));
         [y0, even.add(odd), even.sub(odd), even4.add(odd8), even4.sub(odd8), y3]
@@ -173,31 +214,61 @@ pub(crate) fn winograd_weights<const M: usize, const T: usize, W: Winograd<M, T>
     cin: usize,
     cout: usize,
 ) -> Vec<Weights> {
-    let values = winograd_weight_values::<M, T, W>(weight, cin, cout);
+    let values = winograd_weight_values::<M, T, W, F32x4>(weight, cin, cout);
     values.chunks_exact(cin * cout).map(|matrix| Weights::new(matrix, cin, cout)).collect()
 }
 
 /// `G g Gᵀ` for every (in, out) pair of Burn's `[out, in, 3, 3]` weights, as T·T row-major
-/// matrices `[in, out]` one after another.
-pub(crate) fn winograd_weight_values<const M: usize, const T: usize, W: Winograd<M, T>>(
+/// matrices `[in, out]` one after another: `V::LANES` output channels at a time where `cout`
+/// allows (one otherwise).
+#[inline(always)]
+pub(crate) fn winograd_weight_values<const M: usize, const T: usize, W: Winograd<M, T>, V: Lanes>(
     weight: &[f32],
     cin: usize,
     cout: usize,
 ) -> Vec<f32> {
     let mut out = vec![0.0; T * T * cin * cout];
-    // Output channels innermost, so the writes run along rows of the matrices.
+    let lanes = if cout.is_multiple_of(V::LANES) { V::LANES } else { 1 };
+    // One input channel's nine taps, `[tap, out]`: output channels side by side, as the
+    // transformed matrices hold them.
+    let mut taps = vec![0.0; 9 * cout];
     for c in 0..cin {
         for o in 0..cout {
-            let g = &weight[(o * cin + c) * 9..][..9];
-            // G g: transform each of the kernel's three columns, then each row of the result.
-            let columns: [[f32; T]; 3] = std::array::from_fn(|j| W::kernel([g[j], g[3 + j], g[6 + j]]));
-            for i in 0..T {
-                let row = W::kernel([columns[0][i], columns[1][i], columns[2][i]]);
-                for (j, value) in row.into_iter().enumerate() {
-                    out[((i * T + j) * cin + c) * cout + o] = value;
-                }
+            for (tap, value) in weight[(o * cin + c) * 9..][..9].iter().enumerate() {
+                taps[tap * cout + o] = *value;
+            }
+        }
+        for o in (0..cout).step_by(lanes) {
+            match lanes {
+                1 => transform_kernel::<M, T, W, f32>(&taps, c, o, cin, cout, &mut out),
+                _ => transform_kernel::<M, T, W, V>(&taps, c, o, cin, cout, &mut out),
             }
         }
     }
     out
+}
+
+/// `G g Gᵀ` of input channel `c`'s kernels for the output channels from `o` on (`V::LANES` of
+/// them), from its taps `[tap, out]`, into `out` (see [`winograd_weight_values`]).
+#[inline(always)]
+fn transform_kernel<const M: usize, const T: usize, W: Winograd<M, T>, V: Lanes>(
+    taps: &[f32],
+    c: usize,
+    o: usize,
+    cin: usize,
+    cout: usize,
+    out: &mut [f32],
+) {
+    let mut g = [V::splat(0.0); 9];
+    for (tap, g) in g.iter_mut().enumerate() {
+        *g = V::load(&taps[tap * cout + o..]);
+    }
+    // G g: transform each of the kernel's three columns, then each row of the result.
+    let columns = [W::kernel([g[0], g[3], g[6]]), W::kernel([g[1], g[4], g[7]]), W::kernel([g[2], g[5], g[8]])];
+    for i in 0..T {
+        let row = W::kernel([columns[0][i], columns[1][i], columns[2][i]]);
+        for (j, value) in row.into_iter().enumerate() {
+            value.store(&mut out[((i * T + j) * cin + c) * cout + o..]);
+        }
+    }
 }

@@ -92,6 +92,9 @@ mod tests {
         assert!(worst(&got, &expected) < 1e-4, "embeddings: largest difference {}", worst(&got, &expected));
         let expected_scores = scores.into_data().try_to_vec::<f32>().unwrap();
         let got_scores = cpu.scores(&got, &got);
+        // The scores are the sigmoid of the logits `classify` ranks by.
+        let from_logits: Vec<f32> = cpu.logits(&got, &got).iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect();
+        assert_eq!(from_logits, got_scores);
         assert!(
             worst(&got_scores, &expected_scores) < 1e-4,
             "scores: {}",

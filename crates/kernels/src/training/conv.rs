@@ -6,9 +6,9 @@ use rayon::prelude::*;
 
 use crate::layout::im2col_weights;
 use crate::matmul::{Matrix, grow, matmul_on, matmul_serial};
-use crate::simd::F32x4;
 #[cfg(target_arch = "x86_64")]
-use crate::simd::has_avx2;
+use crate::simd::{F32x8, has_avx2};
+use crate::simd::{F32x4, Lanes};
 use crate::winograd::{F4, transform_2d, winograd_input, winograd_output, winograd_weight_values};
 
 /// A stride-1 convolution's shapes, NHWC.
@@ -350,25 +350,15 @@ impl Conv {
     /// [`Conv::forward`] by Winograd F(4×4, 3×3): per group of images, the input transform,
     /// 36 products `[tiles, in] · [in, out]` and the output transform, plus the bias.
     fn winograd_forward(&self, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
-        let transformed = winograd_weight_values::<4, 6, F4>(weight, self.cin, self.cout);
+        let transformed = transform_weights(weight, self.cin, self.cout);
         let mut output = vec![0.0; self.images * self.pixels() * self.cout];
         let group = self.images.div_ceil(rayon::current_num_threads()).max(1);
         output
             .par_chunks_mut(group * self.pixels() * self.cout)
             .zip(x.par_chunks(group * self.image_len()))
             .for_each(|(output, images)| {
-                {
-                    winograd_3x3(
-                        images,
-                        self.height,
-                        self.width,
-                        self.cin,
-                        self.cout,
-                        &transformed,
-                        bias,
-                        output,
-                    )
-                }
+                let shape = WinogradShape { height: self.height, width: self.width, cin: self.cin, cout: self.cout };
+                shape.convolve(images, &transformed, bias, output)
             });
         output
     }
@@ -379,17 +369,18 @@ impl Conv {
     /// Where [`Conv::winograd`] holds, both are Winograd F(4×4, 3×3) too: the input gradient of
     /// a 3×3 "same" convolution is the "same" convolution of the output gradient with the kernel
     /// turned by 180° and in/out swapped, and the weight gradient is the adjoint of the forward
-    /// products (see [`winograd_weight_partial`]). Otherwise im2col, or for one input channel
+    /// products (see [`WinogradShape::weight_partial`]). Otherwise im2col, or for one input channel
     /// the direct loops.
     pub fn backward(&self, x: &[f32], weight: &[f32], grad: &[f32], with_x: bool) -> ConvGrads {
         let (winograd, cout, image_len) = (self.winograd(), self.cout, self.image_len());
-        let weights = im2col_weights(weight, self.cin, cout, self.kernel);
+        // The im2col weights only for im2col's input gradient (serial work the Winograd path
+        // does not need).
+        let weights = match with_x && !winograd {
+            true => im2col_weights(weight, self.cin, cout, self.kernel),
+            false => Vec::new(),
+        };
         let flipped = match with_x && winograd {
-            true => winograd_weight_values::<4, 6, F4>(
-                &rotated_transposed(weight, cout, self.cin),
-                cout,
-                self.cin,
-            ),
+            true => transform_weights(&rotated_transposed(weight, cout, self.cin), cout, self.cin),
             false => Vec::new(),
         };
         let group = self.group();
@@ -410,10 +401,9 @@ impl Conv {
                 for row in grad.chunks_exact(cout) {
                     bias.iter_mut().zip(row).for_each(|(sum, value)| *sum += value);
                 }
+                let shape = WinogradShape { height: self.height, width: self.width, cin: self.cin, cout };
                 let partial = match (winograd, self.cin) {
-                    (true, _) => {
-                        winograd_weight_partial(images, grad, self.height, self.width, self.cin, cout)
-                    }
+                    (true, _) => shape.weight_partial(images, grad),
                     (false, _) if self.direct() => {
                         with_avx2!(self.direct_weight_grad / direct_weight_grad_wide(images, grad))
                     }
@@ -422,7 +412,8 @@ impl Conv {
                 match (with_x, winograd) {
                     (true, true) => {
                         let zeros = vec![0.0; self.cin];
-                        winograd_3x3(grad, self.height, self.width, cout, self.cin, &flipped, &zeros, dx);
+                        let flipped_shape = WinogradShape { cin: cout, cout: self.cin, ..shape };
+                        flipped_shape.convolve(grad, &flipped, &zeros, dx);
                     }
                     (true, false) => self.im2col_input_grad(grad, &weights, dx),
                     (false, _) => {}
@@ -480,32 +471,56 @@ impl Conv {
     }
 }
 
-/// A 3×3 "same" convolution of NHWC `images` (sides multiples of 4, channels multiples of 4)
-/// by Winograd F(4×4, 3×3) with `transformed` weights (from `winograd_weight_values`), plus
-/// `bias`, into `output` (NHWC), on this thread.
-#[allow(clippy::too_many_arguments)]
-fn winograd_3x3(
-    images: &[f32],
+/// The shapes of a 3×3 "same" convolution by Winograd F(4×4, 3×3): sides multiples of 4,
+/// channels multiples of 4.
+#[derive(Clone, Copy)]
+struct WinogradShape {
     height: usize,
     width: usize,
     cin: usize,
     cout: usize,
-    transformed: &[f32],
-    bias: &[f32],
-    output: &mut [f32],
-) {
-    let (tiles_y, tiles_x) = (height / 4, width / 4);
-    let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
-    with_scratch(36 * n * cin, 36 * n * cout, |tiles, products| {
-        winograd_input::<4, 6, F4>(images, height, width, cin, tiles);
+}
+
+impl WinogradShape {
+    /// Whether the CPU has AVX2 and both channel counts fill eight lanes: the transforms then run
+    /// on [`F32x8`], with the same results as on four lanes.
+    #[cfg(target_arch = "x86_64")]
+    fn eight_lanes(&self) -> bool {
+        self.cin.is_multiple_of(8) && self.cout.is_multiple_of(8) && has_avx2()
+    }
+
+    /// The convolution of NHWC `images` with `transformed` weights (from
+    /// `winograd_weight_values`), plus `bias`, into `output` (NHWC), on this thread.
+    fn convolve(&self, images: &[f32], transformed: &[f32], bias: &[f32], output: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.eight_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA (checked).
+            return unsafe { self.convolve_avx2(images, transformed, bias, output) };
+        }
+        self.convolve_on::<F32x4>(images, transformed, bias, output)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn convolve_avx2(&self, images: &[f32], transformed: &[f32], bias: &[f32], output: &mut [f32]) {
+        self.convolve_on::<F32x8>(images, transformed, bias, output)
+    }
+
+    #[inline(always)]
+    fn convolve_on<V: Lanes>(&self, images: &[f32], transformed: &[f32], bias: &[f32], output: &mut [f32]) {
+        let WinogradShape { height, width, cin, cout } = *self;
+        let (tiles_y, tiles_x) = (height / 4, width / 4);
+        let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
+        let [mut tiles, mut products] = take_scratch(36 * n * cin, 36 * n * cout);
+        winograd_input::<4, 6, F4, V>(images, height, width, cin, &mut tiles);
         // One product per transform position ξ: rows of every tile's values at ξ.
         for (xi, weight) in transformed.chunks_exact(cin * cout).enumerate() {
             let tiles = Matrix::strided(&tiles[xi * cin..], n, cin, 36 * cin);
             matmul_on(tiles, Matrix::rows(weight, cout), &mut products[xi * cout..], 36 * cout, false, false);
         }
-        winograd_output::<4, 6, F4>(products, n, cout, |t, o, block| {
+        winograd_output::<4, 6, F4, V>(&products, n, cout, |t, o, block| {
             let (b, y, x) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
-            let bias = F32x4::load(&bias[o..]);
+            let bias = V::load(&bias[o..]);
             for (a, row) in block.iter().enumerate() {
                 for (e, value) in row.iter().enumerate() {
                     let at = ((b * height + 4 * y + a) * width + 4 * x + e) * cout + o;
@@ -513,38 +528,49 @@ fn winograd_3x3(
                 }
             }
         });
-    });
-}
+        put_scratch([tiles, products]);
+    }
 
-/// A group of images' share of a 3×3 "same" convolution's weight gradient in the Winograd
-/// domain, `[36, in, out]`. The forward pass computes `Y = Aᵀ [U ⊙ V] A` per tile from the
-/// transformed weights U and input tiles V, so `dU[ξ] = Σ_tiles V[ξ]ᵀ · (A dY Aᵀ)[ξ]`: the input
-/// transform as in the forward pass, the adjoint output transform of each tile's 4×4 block of
-/// the output gradient, and 36 products `[in, tiles] · [tiles, out]` (a quarter of im2col's
-/// multiplications).
-fn winograd_weight_partial(
-    images: &[f32],
-    grad: &[f32],
-    height: usize,
-    width: usize,
-    cin: usize,
-    cout: usize,
-) -> Vec<f32> {
-    let (tiles_y, tiles_x) = (height / 4, width / 4);
-    let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
-    let mut partial = vec![0.0; 36 * cin * cout];
-    with_scratch(36 * n * cin, 36 * n * cout, |tiles, grad_tiles| {
-        winograd_input::<4, 6, F4>(images, height, width, cin, tiles);
+    /// A group of images' share of the weight gradient in the Winograd domain, `[36, in, out]`.
+    /// The forward pass computes `Y = Aᵀ [U ⊙ V] A` per tile from the transformed weights U and
+    /// input tiles V, so `dU[ξ] = Σ_tiles V[ξ]ᵀ · (A dY Aᵀ)[ξ]`: the input transform as in the
+    /// forward pass, the adjoint output transform of each tile's 4×4 block of the output
+    /// gradient, and 36 products `[in, tiles] · [tiles, out]` (a quarter of im2col's
+    /// multiplications).
+    fn weight_partial(&self, images: &[f32], grad: &[f32]) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if self.eight_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA (checked).
+            return unsafe { self.weight_partial_avx2(images, grad) };
+        }
+        self.weight_partial_on::<F32x4>(images, grad)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn weight_partial_avx2(&self, images: &[f32], grad: &[f32]) -> Vec<f32> {
+        self.weight_partial_on::<F32x8>(images, grad)
+    }
+
+    #[inline(always)]
+    fn weight_partial_on<V: Lanes>(&self, images: &[f32], grad: &[f32]) -> Vec<f32> {
+        let WinogradShape { height, width, cin, cout } = *self;
+        let (tiles_y, tiles_x) = (height / 4, width / 4);
+        let n = images.len() / (height * width * cin) * tiles_y * tiles_x;
+        let mut partial = vec![0.0; 36 * cin * cout];
+        let [mut tiles, mut grad_tiles] = take_scratch(36 * n * cin, 36 * n * cout);
+        winograd_input::<4, 6, F4, V>(images, height, width, cin, &mut tiles);
         for t in 0..n {
             let tile = &mut grad_tiles[t * 36 * cout..(t + 1) * 36 * cout];
             let (b, y, x) = (t / (tiles_y * tiles_x), t / tiles_x % tiles_y, t % tiles_x);
-            for o in (0..cout).step_by(4) {
-                let block: [[F32x4; 4]; 4] = std::array::from_fn(|a| {
-                    std::array::from_fn(|e| {
-                        F32x4::load(&grad[((b * height + 4 * y + a) * width + 4 * x + e) * cout + o..])
-                    })
-                });
-                let transformed = transform_2d(block, F4::output_adjoint);
+            for o in (0..cout).step_by(V::LANES) {
+                let mut block = [[V::splat(0.0); 4]; 4];
+                for (a, row) in block.iter_mut().enumerate() {
+                    for (e, value) in row.iter_mut().enumerate() {
+                        *value = V::load(&grad[((b * height + 4 * y + a) * width + 4 * x + e) * cout + o..]);
+                    }
+                }
+                let transformed = transform_2d!(block, F4::output_adjoint, 4, 6);
                 for (xi, value) in transformed.as_flattened().iter().enumerate() {
                     value.store(&mut tile[xi * cout + o..]);
                 }
@@ -555,8 +581,9 @@ fn winograd_weight_partial(
             let grads = Matrix::strided(&grad_tiles[xi * cout..], n, cout, 36 * cout);
             matmul_on(tiles, grads, partial, cout, false, false);
         }
-    });
-    partial
+        put_scratch([tiles, grad_tiles]);
+        partial
+    }
 }
 
 /// Burn's `[out, in, 3, 3]` weight gradient from its Winograd-domain form `[36, in, out]`:
@@ -578,6 +605,21 @@ fn winograd_weight_grad(partial: &[f32], cin: usize, cout: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Burn's `[out, in, 3, 3]` weights in F(4×4, 3×3)'s domain (`winograd_weight_values`), eight
+/// output channels at a time where the CPU has AVX2 (the same values as four or one at a time).
+fn transform_weights(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        fn wide(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+            winograd_weight_values::<4, 6, F4, F32x8>(weight, cin, cout)
+        }
+        // SAFETY: the CPU has AVX2 and FMA (checked).
+        return unsafe { wide(weight, cin, cout) };
+    }
+    winograd_weight_values::<4, 6, F4, F32x4>(weight, cin, cout)
 }
 
 /// Burn's `[out, in, 3, 3]` weights turned by 180° with in and out swapped: `[in, out, 3, 3]`.
@@ -605,17 +647,69 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
 }
 
-/// Runs `work` on this thread's scratch buffers, `first` and `second` long (old values left in
-/// them).
-fn with_scratch<R>(first: usize, second: usize, work: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    SCRATCH.with_borrow_mut(|[a, b]| {
-        grow(a, first);
-        grow(b, second);
-        work(&mut a[..first], &mut b[..second])
-    })
+/// This thread's scratch buffers, at least `first` and `second` long (old values left in
+/// them), taken out of [`SCRATCH`] until [`put_scratch`] returns them: the work between runs in
+/// its caller's frame, so an AVX caller's vector code is not compiled inside `LocalKey::with`.
+#[inline(always)]
+fn take_scratch(first: usize, second: usize) -> [Vec<f32>; 2] {
+    let [mut a, mut b] = SCRATCH.with_borrow_mut(std::mem::take);
+    grow(&mut a, first);
+    grow(&mut b, second);
+    [a, b]
+}
+
+/// Gives the buffers of [`take_scratch`] back for the next call on this thread.
+fn put_scratch(buffers: [Vec<f32>; 2]) {
+    SCRATCH.set(buffers);
 }
 
 /// Runs `work` on this thread's first scratch buffer, `len` long.
 fn with_columns<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
-    with_scratch(len, 0, |columns, _| work(columns))
+    let [mut columns, second] = take_scratch(len, 0);
+    let result = work(&mut columns[..len]);
+    put_scratch([columns, second]);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in (−1, 1), different at every index.
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| {
+                let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
+                (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The transforms on eight lanes (where the CPU has AVX2) give the four-lane (and, for the
+    /// weights, one-lane) results bit for bit, forward and for the weight gradient, in both
+    /// channel orders.
+    #[test]
+    fn eight_lane_transforms_equal_four_lane_ones() {
+        for (cin, cout) in [(16, 8), (8, 16)] {
+            let shape = WinogradShape { height: 8, width: 12, cin, cout };
+            let images = values(3 * 8 * 12 * cin, 1);
+            let weight = values(cout * cin * 9, 2);
+            let bias = values(cout, 3);
+            let grad = values(3 * 8 * 12 * cout, 4);
+            let transformed = transform_weights(&weight, cin, cout);
+            assert_eq!(transformed, winograd_weight_values::<4, 6, F4, f32>(&weight, cin, cout), "weights, one lane");
+            assert_eq!(transformed, winograd_weight_values::<4, 6, F4, F32x4>(&weight, cin, cout), "weights, four");
+            let (mut best, mut four) = (vec![0.0; grad.len()], vec![1.0; grad.len()]);
+            shape.convolve(&images, &transformed, &bias, &mut best);
+            shape.convolve_on::<F32x4>(&images, &transformed, &bias, &mut four);
+            assert_eq!(best, four, "forward, {cin} → {cout} channels");
+            assert_eq!(
+                shape.weight_partial(&images, &grad),
+                shape.weight_partial_on::<F32x4>(&images, &grad),
+                "weight gradient, {cin} → {cout} channels"
+            );
+            #[cfg(target_arch = "x86_64")]
+            println!("eight lanes taken: {}", shape.eight_lanes());
+        }
+    }
 }
