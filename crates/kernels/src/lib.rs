@@ -8,8 +8,9 @@
 //!   convolution and a batch norm (train-mode, or a fixed affine map) → max-pool → ReLU stage,
 //!   each with its backward pass, parallel over images; the model crate plugs them into Burn's
 //!   autodiff.
-//! - Underneath: four-lane SIMD vectors ([`simd`]), Winograd transforms, weight layouts and
-//!   matrix products (`gemm` natively, a packed 4×8 kernel in WebAssembly).
+//! - Underneath: SIMD vectors ([`simd`]: four lanes everywhere, eight with AVX2 for the training
+//!   passes' Winograd transforms), Winograd transforms, weight layouts and matrix products
+//!   (`gemm` natively, a packed 4×8 kernel in WebAssembly).
 //!
 //! Nothing here depends on Burn or on the model: the callers lay their tensors out as slices.
 
