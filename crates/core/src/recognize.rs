@@ -171,7 +171,9 @@ impl CpuRecognizer {
         };
         queries
             .chunks_exact(width)
-            .flat_map(|q| supports.chunks_exact(width).map(move |s| weighted_l1(q, s) / views + self.head_bias))
+            .flat_map(|q| {
+                supports.chunks_exact(width).map(move |s| weighted_l1(q, s) / views + self.head_bias)
+            })
             .collect()
     }
 }

@@ -264,7 +264,8 @@ fn transform_kernel<const M: usize, const T: usize, W: Winograd<M, T>, V: Lanes>
         *g = V::load(&taps[tap * cout + o..]);
     }
     // G g: transform each of the kernel's three columns, then each row of the result.
-    let columns = [W::kernel([g[0], g[3], g[6]]), W::kernel([g[1], g[4], g[7]]), W::kernel([g[2], g[5], g[8]])];
+    let columns =
+        [W::kernel([g[0], g[3], g[6]]), W::kernel([g[1], g[4], g[7]]), W::kernel([g[2], g[5], g[8]])];
     for i in 0..T {
         let row = W::kernel([columns[0][i], columns[1][i], columns[2][i]]);
         for (j, value) in row.into_iter().enumerate() {

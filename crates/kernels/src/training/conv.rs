@@ -6,9 +6,9 @@ use rayon::prelude::*;
 
 use crate::layout::im2col_weights;
 use crate::matmul::{Matrix, grow, matmul_on, matmul_serial};
+use crate::simd::{F32x4, Lanes};
 #[cfg(target_arch = "x86_64")]
 use crate::simd::{F32x8, has_avx2};
-use crate::simd::{F32x4, Lanes};
 use crate::winograd::{F4, transform_2d, winograd_input, winograd_output, winograd_weight_values};
 
 /// A stride-1 convolution's shapes, NHWC.
@@ -357,7 +357,8 @@ impl Conv {
             .par_chunks_mut(group * self.pixels() * self.cout)
             .zip(x.par_chunks(group * self.image_len()))
             .for_each(|(output, images)| {
-                let shape = WinogradShape { height: self.height, width: self.width, cin: self.cin, cout: self.cout };
+                let shape =
+                    WinogradShape { height: self.height, width: self.width, cin: self.cin, cout: self.cout };
                 shape.convolve(images, &transformed, bias, output)
             });
         output
@@ -679,7 +680,8 @@ mod tests {
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len as u32)
             .map(|i| {
-                let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
+                let h =
+                    (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
                 (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
             })
             .collect()
@@ -697,8 +699,16 @@ mod tests {
             let bias = values(cout, 3);
             let grad = values(3 * 8 * 12 * cout, 4);
             let transformed = transform_weights(&weight, cin, cout);
-            assert_eq!(transformed, winograd_weight_values::<4, 6, F4, f32>(&weight, cin, cout), "weights, one lane");
-            assert_eq!(transformed, winograd_weight_values::<4, 6, F4, F32x4>(&weight, cin, cout), "weights, four");
+            assert_eq!(
+                transformed,
+                winograd_weight_values::<4, 6, F4, f32>(&weight, cin, cout),
+                "weights, one lane"
+            );
+            assert_eq!(
+                transformed,
+                winograd_weight_values::<4, 6, F4, F32x4>(&weight, cin, cout),
+                "weights, four"
+            );
             let (mut best, mut four) = (vec![0.0; grad.len()], vec![1.0; grad.len()]);
             shape.convolve(&images, &transformed, &bias, &mut best);
             shape.convolve_on::<F32x4>(&images, &transformed, &bias, &mut four);
