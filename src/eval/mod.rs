@@ -7,6 +7,7 @@ use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
 use oneshot_core::recognize::{CpuRecognizer, argmax};
 use oneshot_data::{OneShotRun, Task};
 use oneshot_model::recognize::Recognizer;
+use rayon::prelude::*;
 
 pub mod calibrate;
 pub mod strokes;
@@ -22,8 +23,9 @@ pub enum EvalError {
     Drawing(#[from] PreprocessError),
 }
 
-/// Something that picks, for each query, the support it shows the same character as.
-pub trait OneShotClassifier {
+/// Something that picks, for each query, the support it shows the same character as (from
+/// several threads at once: tasks are classified in parallel).
+pub trait OneShotClassifier: Sync {
     /// A short name for tables.
     fn name(&self) -> String;
     /// The index of the chosen support for each query.
@@ -124,11 +126,17 @@ pub fn evaluate_runs(
     classifier: &dyn OneShotClassifier,
     runs: &[OneShotRun],
 ) -> Result<Accuracy, PreprocessError> {
+    let answers = runs
+        .par_iter()
+        .map(|run| {
+            let supports: Vec<&InkImage> = run.supports.iter().collect();
+            let queries: Vec<&InkImage> = run.queries.iter().map(|(q, _)| q).collect();
+            classifier.classify(&supports, &queries)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut accuracy = Accuracy::default();
-    for run in runs {
-        let supports: Vec<&InkImage> = run.supports.iter().collect();
-        let queries: Vec<&InkImage> = run.queries.iter().map(|(q, _)| q).collect();
-        accuracy.add(&classifier.classify(&supports, &queries)?, run.queries.iter().map(|(_, c)| *c));
+    for (run, predicted) in runs.iter().zip(answers) {
+        accuracy.add(&predicted, run.queries.iter().map(|(_, c)| *c));
     }
     Ok(accuracy)
 }
@@ -138,10 +146,16 @@ pub fn evaluate_tasks(
     classifier: &dyn OneShotClassifier,
     tasks: &[Task],
 ) -> Result<Accuracy, PreprocessError> {
+    let answers = tasks
+        .par_iter()
+        .map(|task| {
+            let queries: Vec<&InkImage> = task.queries.iter().map(|(q, _)| *q).collect();
+            classifier.classify(&task.supports, &queries)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut accuracy = Accuracy::default();
-    for task in tasks {
-        let queries: Vec<&InkImage> = task.queries.iter().map(|(q, _)| *q).collect();
-        accuracy.add(&classifier.classify(&task.supports, &queries)?, task.queries.iter().map(|(_, c)| *c));
+    for (task, predicted) in tasks.iter().zip(answers) {
+        accuracy.add(&predicted, task.queries.iter().map(|(_, c)| *c));
     }
     Ok(accuracy)
 }
