@@ -126,19 +126,10 @@ pub fn evaluate_runs(
     classifier: &dyn OneShotClassifier,
     runs: &[OneShotRun],
 ) -> Result<Accuracy, PreprocessError> {
-    let answers = runs
-        .par_iter()
-        .map(|run| {
-            let supports: Vec<&InkImage> = run.supports.iter().collect();
-            let queries: Vec<&InkImage> = run.queries.iter().map(|(q, _)| q).collect();
-            classifier.classify(&supports, &queries)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut accuracy = Accuracy::default();
-    for (run, predicted) in runs.iter().zip(answers) {
-        accuracy.add(&predicted, run.queries.iter().map(|(_, c)| *c));
-    }
-    Ok(accuracy)
+    evaluate(classifier, runs, |run| {
+        let supports = run.supports.iter().collect();
+        (supports, run.queries.iter().map(|(q, c)| (q, *c)).collect())
+    })
 }
 
 /// Accuracy on sampled tasks.
@@ -146,16 +137,29 @@ pub fn evaluate_tasks(
     classifier: &dyn OneShotClassifier,
     tasks: &[Task],
 ) -> Result<Accuracy, PreprocessError> {
-    let answers = tasks
+    evaluate(classifier, tasks, |task| (task.supports.clone(), task.queries.clone()))
+}
+
+/// The supports of one trial set, and its queries with the index of their true support.
+type Trial<'a> = (Vec<&'a InkImage>, Vec<(&'a InkImage, usize)>);
+
+/// Classifies every trial set in parallel, then tallies the answers in order.
+fn evaluate<'a, T: Sync>(
+    classifier: &dyn OneShotClassifier,
+    sets: &'a [T],
+    trial: impl Fn(&'a T) -> Trial<'a> + Sync,
+) -> Result<Accuracy, PreprocessError> {
+    let answers = sets
         .par_iter()
-        .map(|task| {
-            let queries: Vec<&InkImage> = task.queries.iter().map(|(q, _)| *q).collect();
-            classifier.classify(&task.supports, &queries)
+        .map(|set| {
+            let (supports, queries) = trial(set);
+            let images: Vec<&InkImage> = queries.iter().map(|(q, _)| *q).collect();
+            Ok((classifier.classify(&supports, &images)?, queries))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, PreprocessError>>()?;
     let mut accuracy = Accuracy::default();
-    for (task, predicted) in tasks.iter().zip(answers) {
-        accuracy.add(&predicted, task.queries.iter().map(|(_, c)| *c));
+    for (predicted, queries) in answers {
+        accuracy.add(&predicted, queries.iter().map(|(_, c)| *c));
     }
     Ok(accuracy)
 }
