@@ -86,6 +86,7 @@ impl<'a> StepSampler<'a> {
         let augmentation = Augmentation {
             distortion: (!options.no_distortions).then(DistortionConfig::default),
             stroke_widths: options.stroke_widths,
+            elastic: options.elastic,
         };
         Self { options, background, preprocessor, augmentation, device }
     }

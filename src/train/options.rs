@@ -178,6 +178,12 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub stroke_widths: bool,
+    /// Bend each training drawing elastically: a 4×4 lattice of control points over the square,
+    /// each moved by up to this many pixels of a 105-pixel image, carries the strokes with it
+    /// (as two people's drawings of a character differ). Off when absent.
+    #[arg(long)]
+    #[serde(default)]
+    pub elastic: Option<f32>,
     /// Output channels of each convolutional stage, replacing the preset's (same stage count).
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]

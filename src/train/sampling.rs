@@ -1,7 +1,7 @@
 //! What a training step sees: pairs or episodes drawn from the background alphabets, each
 //! drawing rendered through the training augmentations.
 
-use oneshot_core::preprocess::{Distortion, DistortionConfig, InkImage, Preprocessor, Symmetry};
+use oneshot_core::preprocess::{Distortion, DistortionConfig, InkImage, Preprocessor, Symmetry, Warp};
 use oneshot_data::Alphabet;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -21,6 +21,9 @@ pub struct Augmentation {
     pub distortion: Option<DistortionConfig>,
     /// Widen or narrow the strokes by a pixel, a third of the time each.
     pub stroke_widths: bool,
+    /// Elastic warps moving the lattice's control points by up to this many pixels of a
+    /// 105-pixel image, if any.
+    pub elastic: Option<f32>,
 }
 
 fn render(
@@ -42,8 +45,10 @@ fn render(
     } else {
         image
     };
+    // Drawn last, so runs without warps draw the same numbers as before warps existed.
+    let warp = augmentation.elastic.map(|amplitude| Warp::sample(amplitude, preprocessor.size(), rng));
     // Omniglot images always have ink; a blank render would be a data-set defect worth a panic.
-    preprocessor.render_distorted(image, &distortion).expect("Omniglot images are never blank")
+    preprocessor.render_warped(image, &distortion, warp.as_ref()).expect("Omniglot images are never blank")
 }
 
 /// A batch of pairs: `a[i]`, `b[i]`, and 1 where they show the same character.

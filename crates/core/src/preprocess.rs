@@ -13,7 +13,7 @@
 //! 3. The square is rendered by supersampled bilinear sampling of the source, so downscaling a
 //!    large canvas is anti-aliased just like downscaling a scan.
 //!
-//! Training distortions (Koch et al.'s random affine maps, [`Distortion`]) are applied in the same
+//! Training distortions (Koch et al.'s random affine maps, [`Distortion`], and elastic [`Warp`]s) are applied in the same
 //! pass, in the normalised square, so scale and translation mean the same for every source.
 
 use rand::{Rng, RngExt};
@@ -408,6 +408,57 @@ impl Distortion {
     }
 }
 
+/// Control points per side of an elastic [`Warp`]'s lattice (three cells per side).
+const WARP_POINTS: usize = 4;
+
+/// An elastic distortion of a training image: a smooth random displacement of the output
+/// square. An affine map moves a whole character alike; a warp bends its strokes and shifts
+/// them against each other, the way two people's drawings of one character differ.
+///
+/// The control points of a lattice spanning the square are each moved by a random offset, and
+/// every position in between by the smooth (smoothstep-weighted) blend of its cell's four corners.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Warp {
+    /// Offsets of the control points, in output pixels, row-major.
+    offsets: [[f32; 2]; WARP_POINTS * WARP_POINTS],
+    /// Side of the output square, in pixels.
+    size: f32,
+}
+
+impl Warp {
+    /// Draws a warp of a square of `size` pixels: every control point moved along each axis by
+    /// up to `amplitude` pixels of a 105-pixel Omniglot image (uniformly).
+    pub fn sample<R: Rng + ?Sized>(amplitude: f32, size: usize, rng: &mut R) -> Self {
+        let reach = amplitude.abs() * size as f32 / 105.0;
+        let mut offsets = [[0.0; 2]; WARP_POINTS * WARP_POINTS];
+        if reach > 0.0 {
+            for offset in &mut offsets {
+                *offset = [rng.random_range(-reach..=reach), rng.random_range(-reach..=reach)];
+            }
+        }
+        Self { offsets, size: size as f32 }
+    }
+
+    /// Where output position `p` (pixels from the square's corner) is taken from instead.
+    fn displace(&self, p: [f32; 2]) -> [f32; 2] {
+        let cells = (WARP_POINTS - 1) as f32;
+        let cell = |x: f32| {
+            let u = (x / self.size * cells).clamp(0.0, cells);
+            let i = (u.floor() as usize).min(WARP_POINTS - 2);
+            let t = u - i as f32;
+            (i, t * t * (3.0 - 2.0 * t))
+        };
+        let ((col, s), (row, t)) = (cell(p[0]), cell(p[1]));
+        let at = |r: usize, c: usize, axis: usize| self.offsets[r * WARP_POINTS + c][axis];
+        let blend = |axis: usize| {
+            let top = at(row, col, axis) * (1.0 - s) + at(row, col + 1, axis) * s;
+            let bottom = at(row + 1, col, axis) * (1.0 - s) + at(row + 1, col + 1, axis) * s;
+            top * (1.0 - t) + bottom * t
+        };
+        [p[0] + blend(0), p[1] + blend(1)]
+    }
+}
+
 /// Renders pictures into the network's square input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Preprocessor {
@@ -436,6 +487,17 @@ impl Preprocessor {
         image: &InkImage,
         distortion: &Distortion,
     ) -> Result<Vec<f32>, PreprocessError> {
+        self.render_warped(image, distortion, None)
+    }
+
+    /// Like [`render_distorted`](Self::render_distorted), each output position first displaced
+    /// by an elastic `warp`, if any.
+    pub fn render_warped(
+        &self,
+        image: &InkImage,
+        distortion: &Distortion,
+        warp: Option<&Warp>,
+    ) -> Result<Vec<f32>, PreprocessError> {
         let (x0, y0, x1, y1) = image.ink_box().ok_or(PreprocessError::Blank)?;
         let size = self.size as f32;
         let min_side = MIN_BOX_FRACTION * image.width.max(image.height) as f32;
@@ -460,6 +522,7 @@ impl Preprocessor {
                     for sx in 0..n {
                         let p =
                             [col as f32 + (sx as f32 + 0.5) * step, row as f32 + (sy as f32 + 0.5) * step];
+                        let p = warp.map_or(p, |warp| warp.displace(p));
                         let [x, y] = map.apply(p);
                         total += image.sample(x, y);
                     }
@@ -631,6 +694,58 @@ mod tests {
             changed += usize::from(out != plain);
         }
         assert!(changed >= 15, "only {changed} of 20 distortions changed the image");
+    }
+
+    #[test]
+    fn warps_move_the_lattice_and_blend_between_it() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let warp = Warp::sample(6.0, 32, &mut rng);
+        let reach = 6.0 * 32.0 / 105.0;
+        assert!(warp.offsets.iter().flatten().all(|d| d.abs() <= reach));
+        assert!(warp.offsets.iter().flatten().any(|d| d.abs() > reach / 2.0), "offsets all tiny");
+        let moved = |p: [f32; 2]| {
+            let q = warp.displace(p);
+            [q[0] - p[0], q[1] - p[1]]
+        };
+        let close = |a: [f32; 2], b: [f32; 2]| (a[0] - b[0]).abs() < 1e-4 && (a[1] - b[1]).abs() < 1e-4;
+        // Control points move by their own offsets; the square's corners are the outer ones.
+        assert!(close(moved([0.0, 0.0]), warp.offsets[0]));
+        assert!(close(moved([32.0, 32.0]), warp.offsets[WARP_POINTS * WARP_POINTS - 1]));
+        assert!(close(moved([32.0 / 3.0, 64.0 / 3.0]), warp.offsets[2 * WARP_POINTS + 1]));
+        // Midway along a cell's top edge, the smooth blend is the mean of its two corners.
+        let half = moved([16.0 / 3.0, 0.0]);
+        let mean = (warp.offsets[0][0] + warp.offsets[1][0]) / 2.0;
+        assert!((half[0] - mean).abs() < 1e-4, "{half:?} against {mean}");
+        // In between, never further than the farthest control point.
+        for i in 0..=64 {
+            let d = moved([i as f32 / 2.0, (64 - i) as f32 / 2.0]);
+            assert!(d[0].abs() <= reach + 1e-4 && d[1].abs() <= reach + 1e-4);
+        }
+    }
+
+    #[test]
+    fn warps_bend_the_strokes_and_keep_the_ink() {
+        let image = InkImage::from_luma(105, 105, &scan()).unwrap();
+        let p = Preprocessor::new(32);
+        let plain = p.render(&image).unwrap();
+        let still = Warp::sample(0.0, 32, &mut StdRng::seed_from_u64(1));
+        assert_eq!(p.render_warped(&image, &Distortion::NONE, Some(&still)).unwrap(), plain);
+        let draw = |seed| {
+            let warp = Warp::sample(6.0, 32, &mut StdRng::seed_from_u64(seed));
+            p.render_warped(&image, &Distortion::NONE, Some(&warp)).unwrap()
+        };
+        assert_eq!(draw(7), draw(7));
+        let ink = |v: &[f32]| v.iter().sum::<f32>();
+        // The plus's horizontal bar: the rows holding its ink, plain and warped.
+        let bar_rows = |v: &[f32]| (0..32).filter(|&y| v[y * 32 + 6] > 0.3).collect::<Vec<_>>();
+        let mut bent = 0;
+        for seed in 0..20 {
+            let out = draw(seed);
+            let ratio = ink(&out) / ink(&plain);
+            assert!((0.75..1.33).contains(&ratio), "seed {seed}: ink changed by a factor {ratio}");
+            bent += usize::from(bar_rows(&out) != bar_rows(&plain));
+        }
+        assert!(bent >= 10, "only {bent} of 20 warps moved the bar's end");
     }
 
     #[test]
