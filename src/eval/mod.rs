@@ -61,8 +61,9 @@ impl OneShotClassifier for Recognizer {
         let all: Vec<&InkImage> = supports.iter().chain(queries).copied().collect();
         let embeddings = self.embed(&all)?;
         let s = supports.len();
-        let scores = self.scores(embeddings.clone().narrow(0, s, queries.len()), embeddings.narrow(0, 0, s));
-        let values = scores.into_data().try_to_vec::<f32>().expect("scores are f32");
+        // Ranked by logits: the sigmoid rounds confident matches to exactly 1, which would tie.
+        let logits = self.logits(embeddings.clone().narrow(0, s, queries.len()), embeddings.narrow(0, 0, s));
+        let values = logits.into_data().try_to_vec::<f32>().expect("logits are f32");
         Ok(values.chunks(s).map(argmax).collect())
     }
 }

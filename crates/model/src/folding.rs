@@ -121,6 +121,10 @@ mod tests {
         assert!(worst(&got_two, &mean_of_logits) < 1e-4, "two views: {}", worst(&got_two, &mean_of_logits));
         let burn_pictures =
             Tensor::<2>::from_data(TensorData::new(two_views.to_vec(), [pictures, 2 * d]), &device);
+        let burn_logits = folded.cross_logits_views(burn_pictures.clone(), burn_pictures.clone(), 2);
+        let burn_logits = burn_logits.into_data().try_to_vec::<f32>().unwrap();
+        let cpu_logits = cpu_two.logits(two_views, two_views);
+        assert!(worst(&burn_logits, &cpu_logits) < 1e-4, "logits: {}", worst(&burn_logits, &cpu_logits));
         let burn_two = folded.cross_scores_views(burn_pictures.clone(), burn_pictures, 2);
         let burn_two = burn_two.into_data().try_to_vec::<f32>().unwrap();
         assert!(

@@ -89,10 +89,17 @@ impl Siamese {
 
     /// Like [`cross_scores`](Self::cross_scores) for pictures seen through `views` views, each
     /// picture's view embeddings back to back (`[q, views · d]`, `[s, views · d]`): the sigmoid
-    /// of the mean over the views of the head's logits.
+    /// of [`cross_logits_views`](Self::cross_logits_views).
     pub fn cross_scores_views(&self, queries: Tensor<2>, supports: Tensor<2>, views: usize) -> Tensor<2> {
+        sigmoid(self.cross_logits_views(queries, supports, views))
+    }
+
+    /// The mean over the views of the head's logits, `[q, s]`, for pictures given as in
+    /// [`cross_scores_views`](Self::cross_scores_views). Rank matches by these: the sigmoid
+    /// rounds confident matches to exactly 1 in f32.
+    pub fn cross_logits_views(&self, queries: Tensor<2>, supports: Tensor<2>, views: usize) -> Tensor<2> {
         if views <= 1 {
-            return self.cross_scores(queries, supports);
+            return self.cross_logits(queries, supports);
         }
         let [q, width] = queries.dims();
         let [s, _] = supports.dims();
@@ -100,7 +107,7 @@ impl Siamese {
         let diff = queries.reshape([q, 1, views, d]).expand([q, s, views, d])
             - supports.reshape([1, s, views, d]).expand([q, s, views, d]);
         let logits: Tensor<4> = self.head.forward(diff.abs());
-        sigmoid(logits.mean_dim(2).reshape([q, s]))
+        logits.mean_dim(2).reshape([q, s])
     }
 
     /// Freezes the whole twin, so only the head trains.

@@ -124,4 +124,10 @@ impl Recognizer {
     pub fn scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
         self.folded.cross_scores_views(queries, supports, self.views.len())
     }
+
+    /// The head's logits behind [`scores`](Self::scores), before the sigmoid: what ranks the
+    /// matches, since the sigmoid rounds confident ones to exactly 1 in f32.
+    pub fn logits(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
+        self.folded.cross_logits_views(queries, supports, self.views.len())
+    }
 }

@@ -288,11 +288,14 @@ impl Engine {
         match &self.net {
             Net::Cpu(r) => r.classify(supports, queries).map_err(js_error),
             #[cfg(feature = "webgpu")]
-            Net::Gpu(_) => {
+            Net::Gpu(r) => {
                 let (supports_e, queries_e) =
                     (self.embed_all(supports).await?, self.embed_all(queries).await?);
-                let scores = self.net.scores(queries_e, supports_e).await?;
-                Ok(scores.chunks(supports.len().max(1)).map(oneshot_core::recognize::argmax).collect())
+                // Ranked by logits, as on the CPU: saturated probabilities would tie at 1.
+                let (queries_e, supports_e) =
+                    (self.net.embeddings(r, queries_e), self.net.embeddings(r, supports_e));
+                let logits = crate::read(r.logits(queries_e, supports_e)).await?;
+                Ok(logits.chunks(supports.len().max(1)).map(oneshot_core::recognize::argmax).collect())
             }
         }
     }
