@@ -13,8 +13,9 @@
 //! 3. The square is rendered by supersampled bilinear sampling of the source, so downscaling a
 //!    large canvas is anti-aliased just like downscaling a scan.
 //!
-//! Training distortions (Koch et al.'s random affine maps, [`Distortion`], and elastic [`Warp`]s) are applied in the same
-//! pass, in the normalised square, so scale and translation mean the same for every source.
+//! Training distortions (Koch et al.'s random affine maps, [`Distortion`], and elastic
+//! [`Warp`]s) are applied in the same pass, in the normalised square, so scale and translation
+//! mean the same for every source.
 
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
