@@ -247,9 +247,12 @@ impl Embedder {
             values.extend_from_slice(image);
         }
         let input = Maps { images: images.len(), side_y: side, side_x: side, channels: 1, values };
-        let maps = SCRATCH.with_borrow_mut(|scratch| {
-            self.stages.iter().fold(input, |maps, stage| stage.forward(&maps, scratch))
-        });
+        // Taken out for the pass, not borrowed in place: while `gemm` waits for its rayon
+        // workers this thread may run another job of an outer parallel loop, i.e. another
+        // embedding, which then finds the slot empty and grows scratch of its own.
+        let mut scratch = SCRATCH.take();
+        let maps = self.stages.iter().fold(input, |maps, stage| stage.forward(&maps, &mut scratch));
+        SCRATCH.set(scratch);
         let flat = maps.side_y * maps.side_x * maps.channels;
         let width = self.embedding();
         let mut out = vec![0.0; maps.images * width];
@@ -433,5 +436,66 @@ impl Stage {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    /// Deterministic values in [−0.5, 0.5).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// A network whose matrix products are big enough for `gemm` to split them over rayon.
+    fn embedder() -> Embedder {
+        let stage = |channels, pool| StageShape { channels, kernel: 3, same_padding: true, pool };
+        let shape = NetShape {
+            input_size: 32,
+            stages: vec![stage(16, true), stage(64, true), stage(64, false)],
+            embedding: 32,
+            sigmoid_embedding: false,
+        };
+        let mut in_channels = 1;
+        let convs = shape
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let weight = values(s.channels * in_channels * 9, i as u64);
+                in_channels = s.channels;
+                ConvValues { weight, bias: values(s.channels, 10 + i as u64) }
+            })
+            .collect();
+        let embed = DenseValues { weight: values(8 * 8 * 64 * 32, 20), bias: values(32, 21) };
+        Embedder::new(&shape, convs, embed)
+    }
+
+    /// Gemm's rayon workers pick up other jobs while they wait for theirs, so an embedding can
+    /// start on a thread that is in the middle of one (the evaluation's parallel tasks do
+    /// this): the inner one must not touch the outer one's scratch, nor fail for it.
+    #[test]
+    fn embeddings_nest_inside_parallel_loops() {
+        let embedder = embedder();
+        let images: Vec<Vec<f32>> = (0..16).map(|i| values(32 * 32, 100 + i)).collect();
+        let expected = embedder.embed(&images);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(8).build().expect("a thread pool");
+        // One round caught the nesting about three times in five before the fix.
+        for _ in 0..4 {
+            let results: Vec<Vec<f32>> =
+                pool.install(|| (0..1024).into_par_iter().map(|_| embedder.embed(&images)).collect());
+            for result in results {
+                let worst = result.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(worst < 1e-4, "a nested embedding differs by {worst}");
+            }
+        }
     }
 }
