@@ -442,18 +442,8 @@ impl Stage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_values::values;
     use rayon::prelude::*;
-
-    /// Deterministic values in [−0.5, 0.5).
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
 
     /// A network whose matrix products are big enough for `gemm` to split them over rayon.
     fn embedder() -> Embedder {
@@ -470,9 +460,9 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let weight = values(s.channels * in_channels * 9, i as u64);
+                let weight = values(s.channels * in_channels * 9, i as u32);
                 in_channels = s.channels;
-                ConvValues { weight, bias: values(s.channels, 10 + i as u64) }
+                ConvValues { weight, bias: values(s.channels, 10 + i as u32) }
             })
             .collect();
         let embed = DenseValues { weight: values(8 * 8 * 64 * 32, 20), bias: values(32, 21) };

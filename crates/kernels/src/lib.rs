@@ -24,3 +24,18 @@ pub mod training;
 mod winograd;
 
 pub use inference::{ConvValues, DenseValues, Embedder, NetShape, StageShape};
+
+/// Helpers shared by the kernels' tests.
+#[cfg(test)]
+mod test_values {
+    /// Deterministic values in (−1, 1), different at every index.
+    pub(crate) fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| {
+                let h =
+                    (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
+                (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+}

@@ -675,17 +675,7 @@ fn with_columns<R>(len: usize, work: impl FnOnce(&mut [f32]) -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic values in (−1, 1), different at every index.
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len as u32)
-            .map(|i| {
-                let h =
-                    (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
-                (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_values::values;
 
     /// The transforms on eight lanes (where the CPU has AVX2) give the four-lane (and, for the
     /// weights, one-lane) results bit for bit, forward and for the weight gradient, in both
