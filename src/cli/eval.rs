@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use oneshot::eval::tuned::FineTunedPerTask;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
 use oneshot_core::recognize::DEFAULT_VIEWS;
 use oneshot_data::{self as data, Archive, DataSet, Split, TaskSampler};
+use oneshot_model::finetune::{FineTuneConfig, FineTuneScope};
 use oneshot_model::weights;
 
 use super::AnyError;
@@ -39,6 +41,10 @@ pub struct EvalOptions {
     /// Seed for the random tasks.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Queries per random task, each of a different character (at most the task's size): more
+    /// trials for the same supports, which is cheaper where each task costs much (fine-tuning).
+    #[arg(long, default_value_t = 1)]
+    pub queries: usize,
     /// See each picture through this many views: the plain picture, then its symmetries (up to
     /// 8), scores averaged over them as the page does (1: the plain picture only).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
@@ -46,6 +52,44 @@ pub struct EvalOptions {
     /// Input size of the nearest-neighbour baseline when no weights are given.
     #[arg(long, default_value_t = 32)]
     pub size: usize,
+    /// Also score the network fine-tuned on each task's supports for this many steps, as the
+    /// page's Fine-tune does (0: not).
+    #[arg(long, default_value_t = 0)]
+    pub fine_tune_steps: usize,
+    /// What that fine-tuning trains.
+    #[arg(long, value_enum, default_value_t = TuneScope::Whole)]
+    pub fine_tune_scope: TuneScope,
+    /// Its learning rate (default: the page's for the scope).
+    #[arg(long)]
+    pub fine_tune_lr: Option<f64>,
+}
+
+/// Which weights `eval --fine-tune-steps` trains (see `FineTuneScope`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum TuneScope {
+    /// The similarity head only.
+    Head,
+    /// The whole network.
+    Whole,
+}
+
+impl EvalOptions {
+    /// The per-task fine-tuned classifier the options ask for, if any.
+    fn fine_tuned(&self, path: &Path) -> Result<Option<FineTunedPerTask>, AnyError> {
+        if self.fine_tune_steps == 0 {
+            return Ok(None);
+        }
+        let (config, model) = weights::load(path, None, &burn::tensor::Device::flex())?;
+        let scope = match self.fine_tune_scope {
+            TuneScope::Head => FineTuneScope::Head,
+            TuneScope::Whole => FineTuneScope::Whole,
+        };
+        let mut settings = FineTuneConfig::for_scope(scope);
+        if let Some(rate) = self.fine_tune_lr {
+            settings.learning_rate = rate;
+        }
+        Ok(Some(FineTunedPerTask { model, config, settings, steps: self.fine_tune_steps, views: self.views }))
+    }
 }
 
 #[derive(clap::Args)]
@@ -85,6 +129,9 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
             let recognizer = weights::load_cpu_recognizer(path)?.with_views(options.views);
             let size = recognizer.config().input_size;
             classifiers.push(Box::new(recognizer));
+            if let Some(tuned) = options.fine_tuned(path)? {
+                classifiers.push(Box::new(tuned));
+            }
             size
         }
         None => options.size,
@@ -108,7 +155,7 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
         let data = DataSet::load(data_dir)?;
         let alphabets = data.alphabets(options.split, &options.alphabets)?;
         for &way in &options.way {
-            let mut sampler = TaskSampler::new(&alphabets, way, 1, options.seed)?;
+            let mut sampler = TaskSampler::new(&alphabets, way, options.queries.min(way), options.seed)?;
             let tasks: Vec<_> = (0..options.tasks).map(|_| sampler.sample()).collect();
             let name = format!("{way}-way random, {:?} alphabets", options.split).to_lowercase();
             for classifier in &classifiers {

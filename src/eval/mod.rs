@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 pub mod calibrate;
 pub mod strokes;
+pub mod tuned;
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]
