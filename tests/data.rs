@@ -140,3 +140,55 @@ fn missing_corrupt_and_foreign_archives_are_clear_errors() {
     let no_runs = write_zip("runs.zip", &[("run01/training/class01.png", b"x")]);
     assert!(matches!(load_runs(&Archive::open(&no_runs).unwrap()).unwrap_err(), DataError::Layout { .. }));
 }
+
+#[test]
+fn episodes_hold_distinct_drawers_of_each_character_row_by_row() {
+    use oneshot::train::{Augmentation, Symmetries, SymmetryScope, sample_episode};
+    use rand::SeedableRng;
+
+    let data = common::dataset();
+    let alphabet = &data.background.alphabets[0];
+    let preprocessor = Preprocessor::new(32);
+    let (way, drawings) = (6, 4);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let plain = (Symmetries::None, SymmetryScope::Episode);
+    let images = sample_episode(
+        &[alphabet],
+        (way, drawings),
+        plain,
+        &preprocessor,
+        &Augmentation::default(),
+        &mut rng,
+    );
+    assert_eq!(images.len(), way * drawings);
+    // Without augmentation every image is one drawing's plain render: find whose.
+    let renders: Vec<Vec<Vec<f32>>> = alphabet
+        .characters
+        .iter()
+        .map(|c| c.drawings.iter().map(|d| preprocessor.render(d).unwrap()).collect())
+        .collect();
+    let whose = |image: &Vec<f32>| -> (usize, usize) {
+        let found = renders
+            .iter()
+            .enumerate()
+            .find_map(|(c, character)| character.iter().position(|r| r == image).map(|d| (c, d)));
+        found.expect("every episode image is a drawing of the alphabet")
+    };
+    let mut characters = Vec::new();
+    for column in 0..way {
+        let owners: Vec<(usize, usize)> =
+            (0..drawings).map(|row| whose(&images[row * way + column])).collect();
+        assert!(
+            owners.iter().all(|&(c, _)| c == owners[0].0),
+            "column {column} mixes characters: {owners:?}"
+        );
+        let mut drawers: Vec<usize> = owners.iter().map(|&(_, d)| d).collect();
+        drawers.sort_unstable();
+        drawers.dedup();
+        assert_eq!(drawers.len(), drawings, "column {column} repeats a drawer: {owners:?}");
+        characters.push(owners[0].0);
+    }
+    characters.sort_unstable();
+    characters.dedup();
+    assert_eq!(characters.len(), way, "an episode's characters all differ");
+}

@@ -118,16 +118,17 @@ impl<'a> StepSampler<'a> {
                     let symmetries = (options.symmetries, options.symmetry_per);
                     let images = sample_episode(
                         self.background,
-                        options.way,
+                        (options.way, options.drawings),
                         symmetries,
                         preprocessor,
                         &self.augmentation,
                         &mut rng,
                     );
-                    pairs += (images.len() / 2).pow(2);
+                    let k = images.len() / options.drawings;
+                    pairs += k * k * options.drawings * (options.drawings - 1) / 2;
                     groups.push(image_batch(&images, size, device));
                 }
-                (episode_loss(model, groups), pairs)
+                (episode_loss(model, groups, options.drawings), pairs)
             }
         }
     }

@@ -63,6 +63,14 @@ pub enum Schedule {
     Cosine,
 }
 
+/// Drawers of every Omniglot character: the most drawings of one an episode can hold.
+const OMNIGLOT_DRAWERS: usize = 20;
+
+/// Two drawings per character: what runs written before `--drawings` existed used.
+fn two_drawings() -> usize {
+    2
+}
+
 impl TrainOptions {
     /// Checks the counts and intervals.
     pub fn check(&self) -> Result<(), TrainError> {
@@ -70,6 +78,11 @@ impl TrainOptions {
             return Err(TrainError::Invalid(
                 "batch size and way must be at least 2, intervals at least 1".into(),
             ));
+        }
+        if !(2..=OMNIGLOT_DRAWERS).contains(&self.drawings) {
+            return Err(TrainError::Invalid(format!(
+                "drawings per character must be 2 to {OMNIGLOT_DRAWERS} (Omniglot's drawers of each)"
+            )));
         }
         Ok(())
     }
@@ -132,6 +145,11 @@ pub struct TrainOptions {
     /// Characters per episode (`episodes` objective; fewer if the alphabet has fewer).
     #[arg(long, default_value_t = 20)]
     pub way: usize,
+    /// Drawings of each character per episode, by different drawers (`episodes` objective):
+    /// every two of them make a one-shot episode of their own.
+    #[arg(long, default_value_t = 2)]
+    #[serde(default = "two_drawings")]
+    pub drawings: usize,
     /// Episodes per step (`episodes` objective).
     #[arg(long, default_value_t = 1)]
     pub episodes_per_step: usize,

@@ -87,12 +87,14 @@ pub fn sample_pairs(
     batch
 }
 
-/// One episode: `k` characters of one random alphabet, drawings `0..k` by one drawer each and
-/// drawings `k..2k` of the same characters by other drawers, each character seen through a random
-/// symmetry of `symmetries` (one for the whole episode, or one per character, as `scope` says).
+/// One episode: `k` characters of one random alphabet, `drawings` (2 to 20: Omniglot has 20
+/// drawers of every character) of each by as many drawers, laid out row by row — drawings `0..k` one
+/// per character, then `k..2k` by other drawers, and so on — each character seen through a
+/// random symmetry of `symmetries` (one for the whole episode, or one per character, as `scope`
+/// says).
 pub fn sample_episode(
     alphabets: &[&Alphabet],
-    way: usize,
+    (way, drawings): (usize, usize),
     (symmetries, scope): (Symmetries, SymmetryScope),
     preprocessor: &Preprocessor,
     augmentation: &Augmentation,
@@ -102,19 +104,24 @@ pub fn sample_episode(
     let k = way.min(alphabet.characters.len());
     let characters: Vec<_> = alphabet.characters.sample(rng, k).collect();
     let episode_symmetry = symmetries.sample(rng);
-    let mut first = Vec::with_capacity(2 * k);
-    let mut second = Vec::with_capacity(k);
+    let mut rows = vec![Vec::with_capacity(k); drawings];
     for character in characters {
         let drawers = character.drawings.len();
-        let a = rng.random_range(0..drawers);
-        let b = (a + rng.random_range(1..drawers)) % drawers;
+        let chosen: Vec<usize> = if drawings == 2 {
+            // Two drawers as they were drawn before more were possible, so two-drawing runs
+            // (the documented recipe) draw the same numbers as then.
+            let a = rng.random_range(0..drawers);
+            vec![a, (a + rng.random_range(1..drawers)) % drawers]
+        } else {
+            rand::seq::index::sample(rng, drawers, drawings).into_vec()
+        };
         let symmetry = match scope {
             SymmetryScope::Episode => episode_symmetry,
             SymmetryScope::Character => symmetries.sample(rng),
         };
-        first.push(render(&character.drawings[a], preprocessor, augmentation, symmetry, rng));
-        second.push(render(&character.drawings[b], preprocessor, augmentation, symmetry, rng));
+        for (row, drawer) in rows.iter_mut().zip(chosen) {
+            row.push(render(&character.drawings[drawer], preprocessor, augmentation, symmetry, rng));
+        }
     }
-    first.extend(second);
-    first
+    rows.concat()
 }

@@ -150,8 +150,10 @@ mod tests {
         let train = |mut optimizer: ModuleOptimizer| {
             let mut model = start();
             for (i, batch) in batches.iter().enumerate() {
-                let grads =
-                    GradientsParams::from_grads(episode_loss(&model, vec![batch.clone()]).backward(), &model);
+                let grads = GradientsParams::from_grads(
+                    episode_loss(&model, vec![batch.clone()], 2).backward(),
+                    &model,
+                );
                 model = optimizer.step(1e-3 * (i + 1) as f64, model, grads);
             }
             values(&model.valid())

@@ -153,7 +153,7 @@ impl FineTuner {
         }
         first.extend(second);
         let batch: Tensor<4> = image_batch(&first, self.preprocessor.size(), &self.device);
-        let loss = episode_loss(&self.model, vec![batch]);
+        let loss = episode_loss(&self.model, vec![batch], 2);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
         self.steps += 1;

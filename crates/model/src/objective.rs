@@ -6,7 +6,8 @@
 //!   among the other half (a softmax over the head's logits, in both directions), and all `k²`
 //!   cross pairs also get the balanced binary cross-entropy that keeps the head a calibrated
 //!   same/different probability. One forward pass of `2k` images thus trains on `k²` pairs and
-//!   on the very task the network is judged on.
+//!   on the very task the network is judged on. With `d` drawings of each character, every two
+//!   of the `d` rows make such an episode: `d(d − 1)/2 · k²` pairs from `d·k` images.
 
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -35,25 +36,33 @@ pub fn pair_loss(model: &Siamese, a: Tensor<4>, b: Tensor<4>, labels: Tensor<1>)
     binary_cross_entropy(logits, labels)
 }
 
-/// The episode loss for groups of `[2k, 1, size, size]` images: within a group, image `i` and
-/// image `k + i` show the same character, and all characters differ.
-pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>) -> Tensor<1> {
-    let sizes: Vec<usize> = groups.iter().map(|g| g.dims()[0] / 2).collect();
+/// The episode loss for groups of `[d·k, 1, size, size]` images, `d = drawings` (at least 2):
+/// within a group, images `i`, `k + i`, …, `(d − 1)·k + i` are `d` drawings of one character,
+/// and all characters differ. Every two of the `d` rows of drawings make one `k × k` episode
+/// (scored as the module's documentation says); the loss is the mean over all of them.
+pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>, drawings: usize) -> Tensor<1> {
+    assert!(drawings >= 2, "an episode needs two drawings of each character");
+    let sizes: Vec<usize> = groups.iter().map(|g| g.dims()[0] / drawings).collect();
     let embeddings = model.embed(Tensor::cat(groups, 0));
     let mut offset = 0;
     let mut total = None;
+    let mut episodes = 0;
     for &k in &sizes {
-        let a = embeddings.clone().narrow(0, offset, k);
-        let b = embeddings.clone().narrow(0, offset + k, k);
-        offset += 2 * k;
-        let logits = model.cross_logits(a, b);
-        let loss = episode_group_loss(logits);
-        total = Some(match total {
-            Some(t) => t + loss,
-            None => loss,
-        });
+        let rows: Vec<Tensor<2>> =
+            (0..drawings).map(|row| embeddings.clone().narrow(0, offset + row * k, k)).collect();
+        offset += drawings * k;
+        for (first, a) in rows.iter().enumerate() {
+            for b in &rows[first + 1..] {
+                let loss = episode_group_loss(model.cross_logits(a.clone(), b.clone()));
+                total = Some(match total {
+                    Some(t) => t + loss,
+                    None => loss,
+                });
+                episodes += 1;
+            }
+        }
     }
-    total.expect("at least one group").div_scalar(sizes.len() as f32)
+    total.expect("at least one group").div_scalar(episodes as f32)
 }
 
 /// Loss for one `[k, k]` logit matrix whose diagonal holds the matching pairs.
@@ -90,6 +99,31 @@ mod tests {
     }
 
     #[test]
+    fn several_drawings_score_every_two_rows_as_an_episode() {
+        // Inference mode (no autodiff): batch norm uses its running statistics, so an image
+        // embeds alike in any batch and the losses can be compared exactly.
+        let device = Device::flex();
+        device.seed(2);
+        let mut model = Preset::Web.config().init(&device);
+        // A freshly initialised head barely tells pairs apart; a steeper one makes the losses
+        // of different row pairs differ, so a formula that left one out would show.
+        model.head.weight = model.head.weight.map(|w| w.mul_scalar(300.0));
+        let k = 5;
+        let rows: Vec<Tensor<4>> = (0..3)
+            .map(|_| Tensor::random([k, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device))
+            .collect();
+        let three = episode_loss(&model, vec![Tensor::cat(rows.clone(), 0)], 3).into_scalar::<f32>();
+        let two = |a: usize, b: usize| {
+            let group = Tensor::cat(vec![rows[a].clone(), rows[b].clone()], 0);
+            episode_loss(&model, vec![group], 2).into_scalar::<f32>()
+        };
+        let pairs = [two(0, 1), two(0, 2), two(1, 2)];
+        let mean = pairs.iter().sum::<f32>() / 3.0;
+        assert!((three - mean).abs() < 1e-4 * mean.abs().max(1.0), "{three} vs {pairs:?}");
+        assert!(pairs.iter().all(|p| (p - mean).abs() > 2e-3), "{pairs:?}");
+    }
+
+    #[test]
     fn losses_are_finite_and_have_gradients() {
         let device = Device::flex().autodiff();
         device.seed(1);
@@ -97,8 +131,9 @@ mod tests {
         let images = |n| Tensor::<4>::random([n, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
         let labels = Tensor::<1>::from_floats([1.0, 0.0, 1.0, 0.0], &device);
         let pair = pair_loss(&model, images(4), images(4), labels);
-        let episode = episode_loss(&model, vec![images(6), images(10)]);
-        for loss in [pair, episode] {
+        let episode = episode_loss(&model, vec![images(6), images(10)], 2);
+        let several = episode_loss(&model, vec![images(12)], 4);
+        for loss in [pair, episode, several] {
             let value = loss.clone().into_scalar::<f32>();
             assert!(value.is_finite() && value > 0.0, "loss {value}");
             let grads = loss.backward();
