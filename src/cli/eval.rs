@@ -41,7 +41,7 @@ pub struct EvalOptions {
     /// Seed for the random tasks.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Queries per random task, each of a different character (at most the task's size): more
+    /// Queries per random task, each of a different character (1 to the task's size): more
     /// trials for the same supports, which is cheaper where each task costs much (fine-tuning).
     #[arg(long, default_value_t = 1)]
     pub queries: usize,
@@ -155,7 +155,7 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
         let data = DataSet::load(data_dir)?;
         let alphabets = data.alphabets(options.split, &options.alphabets)?;
         for &way in &options.way {
-            let mut sampler = TaskSampler::new(&alphabets, way, options.queries.min(way), options.seed)?;
+            let mut sampler = TaskSampler::new(&alphabets, way, options.queries, options.seed)?;
             let tasks: Vec<_> = (0..options.tasks).map(|_| sampler.sample()).collect();
             let name = format!("{way}-way random, {:?} alphabets", options.split).to_lowercase();
             for classifier in &classifiers {
