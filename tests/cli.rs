@@ -220,6 +220,11 @@ fn bad_input_fails_with_a_message_and_writes_nothing() {
         &["images_background.zip"],
     );
     assert!(!out.exists(), "a failed run left {} behind", out.display());
+    assert_fails(
+        oneshot(&["train", "--objective", "episodes", "--drawings", "21", "--out", out.to_str().unwrap()]),
+        &["drawings per character must be 2 to 20"],
+    );
+    assert!(!out.exists(), "a refused run left {} behind", out.display());
 }
 
 #[test]
