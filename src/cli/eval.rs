@@ -56,21 +56,12 @@ pub struct EvalOptions {
     /// page's Fine-tune does (0: not).
     #[arg(long, default_value_t = 0)]
     pub fine_tune_steps: usize,
-    /// What that fine-tuning trains.
-    #[arg(long, value_enum, default_value_t = TuneScope::Whole)]
-    pub fine_tune_scope: TuneScope,
+    /// What that fine-tuning trains: `whole` or `head`.
+    #[arg(long, default_value = "whole")]
+    pub fine_tune_scope: FineTuneScope,
     /// Its learning rate (default: the page's for the scope).
     #[arg(long)]
     pub fine_tune_lr: Option<f64>,
-}
-
-/// Which weights `eval --fine-tune-steps` trains (see `FineTuneScope`).
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum TuneScope {
-    /// The similarity head only.
-    Head,
-    /// The whole network.
-    Whole,
 }
 
 impl EvalOptions {
@@ -80,11 +71,7 @@ impl EvalOptions {
             return Ok(None);
         }
         let (config, model) = weights::load(path, None, &burn::tensor::Device::flex())?;
-        let scope = match self.fine_tune_scope {
-            TuneScope::Head => FineTuneScope::Head,
-            TuneScope::Whole => FineTuneScope::Whole,
-        };
-        let mut settings = FineTuneConfig::for_scope(scope);
+        let mut settings = FineTuneConfig::for_scope(self.fine_tune_scope);
         if let Some(rate) = self.fine_tune_lr {
             settings.learning_rate = rate;
         }

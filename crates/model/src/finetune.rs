@@ -28,6 +28,24 @@ pub enum FineTuneScope {
     Whole,
 }
 
+/// A scope name other than `head` or `whole`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown fine-tuning scope {0:?}")]
+pub struct UnknownScope(pub String);
+
+/// `head` or `whole`, as the page and the command line name the scopes.
+impl std::str::FromStr for FineTuneScope {
+    type Err = UnknownScope;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "head" => Ok(Self::Head),
+            "whole" => Ok(Self::Whole),
+            other => Err(UnknownScope(other.to_string())),
+        }
+    }
+}
+
 /// Settings of a fine-tuning run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FineTuneConfig {
@@ -168,5 +186,18 @@ impl FineTuner {
     /// The fine-tuned network, for inference.
     pub fn model(&self) -> Siamese {
         self.model.valid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_by_their_page_names() {
+        assert_eq!("head".parse(), Ok(FineTuneScope::Head));
+        assert_eq!("whole".parse(), Ok(FineTuneScope::Whole));
+        let unknown = "Whole".parse::<FineTuneScope>().unwrap_err();
+        assert_eq!(unknown.to_string(), r#"unknown fine-tuning scope "Whole""#);
     }
 }

@@ -100,11 +100,7 @@ impl Engine {
         classes: Vec<u32>,
         images: Vec<InkImage>,
     ) -> Result<FineTuning, JsError> {
-        let scope = match scope {
-            "head" => FineTuneScope::Head,
-            "whole" => FineTuneScope::Whole,
-            other => return Err(JsError::new(&format!("unknown fine-tuning scope {other:?}"))),
-        };
+        let scope: FineTuneScope = scope.parse().map_err(js_error)?;
         if classes.len() != images.len() || images.len() > MAX_ITEMS {
             return Err(JsError::new(&format!(
                 "every drawing needs a class, and at most {MAX_ITEMS} drawings"
