@@ -213,6 +213,10 @@ fn bad_input_fails_with_a_message_and_writes_nothing() {
         oneshot(&["eval", "--tasks", "5", "--no-runs", "--alphabets", "Klingon"]),
         &["unknown alphabet"],
     );
+    assert_fails(
+        oneshot(&["eval", "--weights", "weights/web.osw", "--tasks", "5", "--adapt-norms", "1.5"]),
+        &["\"1.5\" is not a number from 0 to 1"],
+    );
 
     let out = dir.path().join("never");
     assert_fails(

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use oneshot::eval::adapted::NormsAdaptedPerTask;
 use oneshot::eval::tuned::FineTunedPerTask;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
@@ -62,6 +63,18 @@ pub struct EvalOptions {
     /// Its learning rate (default: the page's for the scope).
     #[arg(long)]
     pub fine_tune_lr: Option<f64>,
+    /// Also score the network with its batch-norm statistics moved this far (0 to 1) toward
+    /// those of each task's supports.
+    #[arg(long, value_parser = blend)]
+    pub adapt_norms: Option<f64>,
+}
+
+/// A fraction from 0 to 1.
+fn blend(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
 }
 
 impl EvalOptions {
@@ -76,6 +89,13 @@ impl EvalOptions {
             settings.learning_rate = rate;
         }
         Ok(Some(FineTunedPerTask { model, config, settings, steps: self.fine_tune_steps, views: self.views }))
+    }
+
+    /// The classifier with per-task norm statistics the options ask for, if any.
+    fn norms_adapted(&self, path: &Path) -> Result<Option<NormsAdaptedPerTask>, AnyError> {
+        let Some(blend) = self.adapt_norms else { return Ok(None) };
+        let (config, model) = weights::load(path, None, &burn::tensor::Device::flex())?;
+        Ok(Some(NormsAdaptedPerTask { model, config, blend, views: self.views }))
     }
 }
 
@@ -118,6 +138,9 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
             classifiers.push(Box::new(recognizer));
             if let Some(tuned) = options.fine_tuned(path)? {
                 classifiers.push(Box::new(tuned));
+            }
+            if let Some(adapted) = options.norms_adapted(path)? {
+                classifiers.push(Box::new(adapted));
             }
             size
         }

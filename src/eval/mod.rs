@@ -9,6 +9,7 @@ use oneshot_data::{OneShotRun, Task};
 use oneshot_model::recognize::Recognizer;
 use rayon::prelude::*;
 
+pub mod adapted;
 pub mod calibrate;
 pub mod strokes;
 pub mod tuned;

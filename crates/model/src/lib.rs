@@ -76,4 +76,22 @@ mod tests {
         let bias = model.head.bias.as_ref().unwrap().val().into_scalar::<f32>();
         assert!((bias - 0.5).abs() < 0.05, "head bias {bias}");
     }
+
+    #[test]
+    fn norm_statistics_of_a_batch_give_what_training_mode_computes_on_it() {
+        let device = device();
+        let model = Preset::Web.config().init(&device);
+        let images = Tensor::<4>::random([12, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let before = model.embed(images.clone());
+        // Blend 0 keeps the learnt statistics: the very same network.
+        let kept = model.clone().with_norm_statistics(images.clone(), 0.0).embed(images.clone());
+        kept.to_data().assert_eq(&before.to_data(), true);
+        // Blend 1 takes the batch's: what a training-mode pass (batch statistics) gives.
+        let adapted = model.clone().with_norm_statistics(images.clone(), 1.0).embed(images.clone());
+        let training =
+            model.fork(&device.clone().autodiff()).train().embed(images.clone()).to_device(&device);
+        adapted.to_data().assert_approx_eq::<f32>(&training.inner().to_data(), Tolerance::absolute(1e-4));
+        let moved = (adapted - before).abs().max().into_scalar::<f32>();
+        assert!(moved > 0.1, "the statistics barely moved the embeddings: {moved}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The network's modules and forward passes: one twin (convolutional stages, then a dense
 //! embedding) shared by both inputs, and the weighted-L1 head.
 
-use burn::module::Module;
+use burn::module::{Module, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, Linear};
@@ -129,5 +129,44 @@ impl Siamese {
     #[cfg(test)]
     pub(crate) fn embed_weight(&self) -> Tensor<2> {
         self.twin.embed.weight.val()
+    }
+
+    /// The network with each batch norm's statistics moved toward those of `images` (a batch
+    /// of preprocessed pictures, `[n, 1, size, size]`): `blend` 0 keeps the statistics learnt on
+    /// Omniglot's background alphabets, 1 replaces them with the batch's (per channel, over
+    /// pictures and positions, as batch norm computes them in training), in between a weighted
+    /// mean. Stage by stage, so each norm sees its input as the adapted stages before it make
+    /// it. Given a task's supports, this adapts the network to a new alphabet's strokes without
+    /// training ("AdaBN", Li et al. 2016); the norms' learnt γ and β stay.
+    pub fn with_norm_statistics(mut self, images: Tensor<4>, blend: f64) -> Self {
+        let mut x = images;
+        for stage in &mut self.twin.stages {
+            x = stage.conv.forward(x);
+            if let Some(norm) = &mut stage.norm {
+                let [n, channels, height, width] = x.dims();
+                let per_channel = x.clone().swap_dims(0, 1).reshape([channels, n * height * width]);
+                let mean = per_channel.clone().mean_dim(1).reshape([channels]);
+                // Biased, as batch norm normalises a training batch.
+                let variance = per_channel.var_bias(1).reshape([channels]);
+                let towards =
+                    |old: Tensor<1>, new: Tensor<1>| RunningState::new(old * (1.0 - blend) + new * blend);
+                norm.running_mean = towards(norm.running_mean.value(), mean);
+                norm.running_var = towards(norm.running_var.value(), variance);
+                // Inference mode whatever the device: these statistics, not the batch's.
+                x = burn::tensor::module::batch_norm(
+                    x,
+                    norm.gamma.val(),
+                    norm.beta.val(),
+                    norm.running_mean.value(),
+                    norm.running_var.value(),
+                    norm.epsilon,
+                );
+            }
+            if let Some(pool) = &stage.pool {
+                x = pool.forward(x);
+            }
+            x = relu(x);
+        }
+        self
     }
 }
