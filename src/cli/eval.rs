@@ -78,24 +78,32 @@ fn blend(text: &str) -> Result<f64, String> {
 }
 
 impl EvalOptions {
-    /// The per-task fine-tuned classifier the options ask for, if any.
-    fn fine_tuned(&self, path: &Path) -> Result<Option<FineTunedPerTask>, AnyError> {
-        if self.fine_tune_steps == 0 {
-            return Ok(None);
+    /// The per-task classifiers the options ask for (fine-tuned, norms adapted), which start
+    /// from the Burn network of the weights file, read once for all of them.
+    fn per_task(&self, path: &Path) -> Result<Vec<Box<dyn OneShotClassifier>>, AnyError> {
+        let mut classifiers: Vec<Box<dyn OneShotClassifier>> = Vec::new();
+        if self.fine_tune_steps == 0 && self.adapt_norms.is_none() {
+            return Ok(classifiers);
         }
         let (config, model) = weights::load(path, None, &burn::tensor::Device::flex())?;
-        let mut settings = FineTuneConfig::for_scope(self.fine_tune_scope);
-        if let Some(rate) = self.fine_tune_lr {
-            settings.learning_rate = rate;
+        if self.fine_tune_steps > 0 {
+            let mut settings = FineTuneConfig::for_scope(self.fine_tune_scope);
+            if let Some(rate) = self.fine_tune_lr {
+                settings.learning_rate = rate;
+            }
+            let (model, config) = (model.clone(), config.clone());
+            classifiers.push(Box::new(FineTunedPerTask {
+                model,
+                config,
+                settings,
+                steps: self.fine_tune_steps,
+                views: self.views,
+            }));
         }
-        Ok(Some(FineTunedPerTask { model, config, settings, steps: self.fine_tune_steps, views: self.views }))
-    }
-
-    /// The classifier with per-task norm statistics the options ask for, if any.
-    fn norms_adapted(&self, path: &Path) -> Result<Option<NormsAdaptedPerTask>, AnyError> {
-        let Some(blend) = self.adapt_norms else { return Ok(None) };
-        let (config, model) = weights::load(path, None, &burn::tensor::Device::flex())?;
-        Ok(Some(NormsAdaptedPerTask { model, config, blend, views: self.views }))
+        if let Some(blend) = self.adapt_norms {
+            classifiers.push(Box::new(NormsAdaptedPerTask { model, config, blend, views: self.views }));
+        }
+        Ok(classifiers)
     }
 }
 
@@ -136,12 +144,7 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
             let recognizer = weights::load_cpu_recognizer(path)?.with_views(options.views);
             let size = recognizer.config().input_size;
             classifiers.push(Box::new(recognizer));
-            if let Some(tuned) = options.fine_tuned(path)? {
-                classifiers.push(Box::new(tuned));
-            }
-            if let Some(adapted) = options.norms_adapted(path)? {
-                classifiers.push(Box::new(adapted));
-            }
+            classifiers.extend(options.per_task(path)?);
             size
         }
         None => options.size,

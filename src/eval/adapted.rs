@@ -44,9 +44,8 @@ impl NormsAdaptedPerTask {
 impl OneShotClassifier for NormsAdaptedPerTask {
     fn name(&self) -> String {
         format!(
-            "siamese ({}, {} views), norm statistics {:.0} % from each task's supports",
-            self.config.preset.name(),
-            self.views,
+            "{}, norm statistics {:.0} % from each task's supports",
+            super::siamese_name(self.config.preset, self.views),
             100.0 * self.blend
         )
     }

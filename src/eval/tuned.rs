@@ -55,9 +55,8 @@ impl FineTunedPerTask {
 impl OneShotClassifier for FineTunedPerTask {
     fn name(&self) -> String {
         format!(
-            "siamese ({}, {} views), fine-tuned {} steps ({:?}, lr {:e}) on each task's supports",
-            self.config.preset.name(),
-            self.views,
+            "{}, fine-tuned {} steps ({:?}, lr {:e}) on each task's supports",
+            super::siamese_name(self.config.preset, self.views),
             self.steps,
             self.settings.scope,
             self.settings.learning_rate
