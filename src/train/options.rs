@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use oneshot_core::architecture::{Preset, SiameseConfig};
+use oneshot_core::architecture::{ConvStageConfig, Preset, SiameseConfig};
 use oneshot_core::preprocess::Symmetry;
 use rand::RngExt;
 use rand::rngs::StdRng;
@@ -63,6 +63,31 @@ pub enum Schedule {
     Cosine,
 }
 
+/// One convolutional stage as `--stages` spells it: its output channels, and `p` after them for
+/// a 2×2 max-pool after it (`128p`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSpec {
+    /// Output channels.
+    pub channels: usize,
+    /// Follow the stage with a 2×2 max-pool.
+    pub pool: bool,
+}
+
+impl std::str::FromStr for StageSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (count, pool) = match text.strip_suffix('p') {
+            Some(count) => (count, true),
+            None => (text, false),
+        };
+        match count.parse::<usize>() {
+            Ok(channels) if channels > 0 => Ok(StageSpec { channels, pool }),
+            _ => Err(format!("{text:?} is not a stage: a positive channel count, `p` after it to pool")),
+        }
+    }
+}
+
 /// Drawers of every Omniglot character: the most drawings of one an episode can hold.
 const OMNIGLOT_DRAWERS: usize = 20;
 
@@ -103,6 +128,23 @@ impl TrainOptions {
     /// The architecture to train: the preset's, with any of its sizes replaced.
     pub fn architecture(&self) -> Result<SiameseConfig, TrainError> {
         let mut config = self.preset.config();
+        if let Some(specs) = &self.stages {
+            if self.channels.is_some() || specs.is_empty() {
+                return Err(TrainError::Invalid(
+                    "give --stages (at least one) or --channels, not both".into(),
+                ));
+            }
+            // Every stage is of the preset's last stage's kind: its kernel and padding.
+            let kind = config
+                .stages
+                .last()
+                .cloned()
+                .ok_or_else(|| TrainError::Invalid("the preset has no stages".into()))?;
+            config.stages = specs
+                .iter()
+                .map(|spec| ConvStageConfig { channels: spec.channels, pool: spec.pool, ..kind.clone() })
+                .collect();
+        }
         if let Some(channels) = &self.channels {
             if channels.len() != config.stages.len() || channels.contains(&0) {
                 return Err(TrainError::Invalid(format!(
@@ -206,6 +248,12 @@ pub struct TrainOptions {
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
     pub channels: Option<Vec<usize>>,
+    /// The convolutional stages, replacing the preset's: output channels of each, `p` after a
+    /// stage followed by a 2×2 max-pool (`64p,64p,128p,128,128p`), each with the kernel and
+    /// padding of the preset's last stage.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub stages: Option<Vec<StageSpec>>,
     /// Side of the network's square input, replacing the preset's.
     #[arg(long)]
     #[serde(default)]
@@ -224,4 +272,52 @@ pub struct TrainOptions {
     /// Output folder: checkpoints, best weights, history and plot. An existing run there resumes.
     #[arg(long, default_value = "runs/web")]
     pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        options: TrainOptions,
+    }
+
+    fn architecture(arguments: &[&str]) -> Result<SiameseConfig, TrainError> {
+        let arguments = std::iter::once("train").chain(arguments.iter().copied());
+        Command::try_parse_from(arguments)
+            .map_err(|e| TrainError::Invalid(e.to_string()))?
+            .options
+            .architecture()
+    }
+
+    #[test]
+    fn stages_replace_the_presets_with_its_kind_of_stage() {
+        let config = architecture(&["--stages", "64p,64p,128p,128,96p"]).expect("valid stages");
+        let shapes: Vec<(usize, usize, bool, bool)> =
+            config.stages.iter().map(|s| (s.channels, s.kernel, s.same_padding, s.pool)).collect();
+        assert_eq!(
+            shapes,
+            [
+                (64, 3, true, true),
+                (64, 3, true, true),
+                (128, 3, true, true),
+                (128, 3, true, false),
+                (96, 3, true, true)
+            ]
+        );
+        assert_eq!(config.feature_size(), Some(2));
+    }
+
+    #[test]
+    fn stages_refuse_bad_counts_and_channels_beside_them() {
+        assert!(architecture(&["--stages", "64p,0p"]).is_err());
+        assert!(architecture(&["--stages", "64q"]).is_err());
+        assert!(architecture(&["--stages", "64p,64p", "--channels", "64,64,128,128"]).is_err());
+        // Six pools shrink 32 pixels to nothing.
+        assert!(architecture(&["--stages", "8p,8p,8p,8p,8p,8p"]).is_err());
+    }
 }
