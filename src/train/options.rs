@@ -109,6 +109,9 @@ impl TrainOptions {
                 "drawings per character must be 2 to {OMNIGLOT_DRAWERS} (Omniglot's drawers of each)"
             )));
         }
+        if self.weight_decay.is_some_and(|decay| !(0.0..1.0).contains(&decay)) {
+            return Err(TrainError::Invalid("weight decay must be at least 0 and below 1".into()));
+        }
         Ok(())
     }
 
@@ -213,6 +216,11 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub warmup: usize,
+    /// Decoupled weight decay (AdamW): each step every kernel and matrix shrinks by the learning
+    /// rate times this of itself (biases and norms do not). None when absent.
+    #[arg(long)]
+    #[serde(default)]
+    pub weight_decay: Option<f32>,
     /// Steps between validations (and checkpoints).
     #[arg(long, default_value_t = 500)]
     pub eval_every: usize,
@@ -292,6 +300,17 @@ mod tests {
             .map_err(|e| TrainError::Invalid(e.to_string()))?
             .options
             .architecture()
+    }
+
+    #[test]
+    fn weight_decay_must_be_at_least_zero_and_below_one() {
+        let check = |decay: &str| {
+            let argument = format!("--weight-decay={decay}");
+            Command::try_parse_from(["train", argument.as_str()]).expect("a number parses").options.check()
+        };
+        assert!(check("0.05").is_ok());
+        assert!(check("1.5").is_err());
+        assert!(check("-0.1").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use burn::tensor::{Bytes, Device};
 use oneshot_core::architecture::SiameseConfig;
 use oneshot_model::BuildNetwork;
 use oneshot_model::Siamese;
-use oneshot_model::adam::adam;
+use oneshot_model::adam::adam_w;
 use oneshot_model::weights::{self, Encoding};
 use serde::{Deserialize, Serialize};
 
@@ -185,7 +185,7 @@ pub(super) fn start_or_resume(
 ) -> Result<Checkpoint, TrainError> {
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| file_error(out, e))?;
-    let optimizer = adam();
+    let optimizer = adam_w(options.weight_decay.unwrap_or(0.0));
     match read_state(out)? {
         Some(state) => {
             check_same_run(out, &state.options, options)?;

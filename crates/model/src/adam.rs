@@ -9,9 +9,19 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 /// kernels, Burn's Adam elsewhere (and on every other device).
 pub fn adam() -> ModuleOptimizer {
     #[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
-    return ModuleOptimizer::from(fused::FusedAdam::new());
+    return ModuleOptimizer::from(fused::FusedAdam::new(0.0));
     #[cfg(not(any(not(target_arch = "wasm32"), feature = "cpu-training")))]
     AdamConfig::new().init()
+}
+
+/// Adam with decoupled weight decay (AdamW, Loshchilov & Hutter 2019): before each update every
+/// kernel and matrix shrinks by `learning rate × weight_decay` of itself; biases and the batch
+/// norms' scales and shifts (the one-axis tensors) do not, as decaying them only moves the
+/// activations' operating point. The same state as [`adam`]'s, so checkpoints stay
+/// interchangeable; `weight_decay` 0 is [`adam`].
+#[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
+pub fn adam_w(weight_decay: f32) -> ModuleOptimizer {
+    ModuleOptimizer::from(fused::FusedAdam::new(weight_decay))
 }
 
 #[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
@@ -31,11 +41,18 @@ mod fused {
     #[derive(Clone)]
     pub(super) struct FusedAdam {
         burn: Adam,
+        /// Decoupled weight decay of tensors of two axes or more (0: none).
+        weight_decay: f32,
     }
 
     impl FusedAdam {
-        pub(super) fn new() -> Self {
-            Self { burn: AdamConfig::new().build() }
+        pub(super) fn new(weight_decay: f32) -> Self {
+            Self { burn: AdamConfig::new().build(), weight_decay }
+        }
+
+        /// What a parameter of `D` axes keeps of itself before the step's update.
+        fn kept<const D: usize>(&self, lr: LearningRate) -> Option<f32> {
+            (self.weight_decay > 0.0 && D >= 2).then_some(1.0 - (lr as f32) * self.weight_decay)
         }
     }
 
@@ -65,7 +82,12 @@ mod fused {
             grad: Tensor<D>,
             state: Option<Self::State<D>>,
         ) -> (Tensor<D>, Option<Self::State<D>>) {
+            let kept = self.kept::<D>(lr);
             if !fusable(&tensor, &grad, state.as_ref()) {
+                let tensor = match kept {
+                    Some(kept) => tensor.mul_scalar(kept),
+                    None => tensor,
+                };
                 return self.burn.step(lr, tensor, grad, state);
             }
             let device = tensor.device();
@@ -86,8 +108,12 @@ mod fused {
             let (mut param, grad, mut m, mut v) = (tensor.into_data(), grad.into_data(), m, v);
             let step = AdamStep::new(BETA_1, BETA_2, EPSILON, time as i32, lr);
             let slice = "f32 tensors, checked above";
+            let values = param.as_mut_slice::<f32>().expect(slice);
+            if let Some(kept) = kept {
+                values.iter_mut().for_each(|w| *w *= kept);
+            }
             step.apply(
-                param.as_mut_slice().expect(slice),
+                values,
                 grad.as_slice().expect(slice),
                 m.as_mut_slice().expect(slice),
                 v.as_mut_slice().expect(slice),
@@ -125,6 +151,26 @@ mod tests {
         assert!(fused::fusable(&tensor(&flex), &tensor(&flex), None));
         let half = tensor(&flex).cast(burn::tensor::DType::F16);
         assert!(!fused::fusable(&half, &tensor(&flex), None));
+    }
+
+    /// With zero gradients Adam's own update is exactly zero, so one step shows the decay alone:
+    /// a kernel keeps 1 − learning rate × decay of itself, a bias all of itself; without decay
+    /// the kernel stays too.
+    #[test]
+    fn weight_decay_shrinks_kernels_and_matrices_but_not_biases() {
+        use burn::optim::Optimizer;
+        let flex = Device::flex();
+        let step = |decay: f32, tensor: Tensor<4>| {
+            let (after, _) =
+                fused::FusedAdam::new(decay).step(0.1, tensor.clone(), tensor.zeros_like(), None);
+            after.into_data().try_to_vec::<f32>().expect("f32")
+        };
+        let kernel = || Tensor::<4>::ones([2, 1, 3, 3], &flex).mul_scalar(2.0);
+        assert!(step(0.5, kernel()).iter().all(|&w| (w - 2.0 * (1.0 - 0.1 * 0.5)).abs() < 1e-6));
+        assert!(step(0.0, kernel()).iter().all(|&w| w == 2.0));
+        let bias = Tensor::<1>::ones([4], &flex);
+        let (after, _) = fused::FusedAdam::new(0.5).step(0.1, bias.clone(), bias.zeros_like(), None);
+        assert_eq!(after.into_data().try_to_vec::<f32>().expect("f32"), vec![1.0; 4]);
     }
 
     fn values(model: &crate::Siamese) -> Vec<Vec<f32>> {
