@@ -9,7 +9,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 /// kernels, Burn's Adam elsewhere (and on every other device).
 pub fn adam() -> ModuleOptimizer {
     #[cfg(any(not(target_arch = "wasm32"), feature = "cpu-training"))]
-    return ModuleOptimizer::from(fused::FusedAdam::new(0.0));
+    return adam_w(0.0);
     #[cfg(not(any(not(target_arch = "wasm32"), feature = "cpu-training")))]
     AdamConfig::new().init()
 }
