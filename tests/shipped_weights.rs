@@ -90,3 +90,26 @@ fn norm_statistics_from_the_supports_answer_better_on_new_alphabets() {
         plain.percent()
     );
 }
+
+/// `eval --with`: a committee's logits are its members' summed, and so a committee of one
+/// network answers exactly as that network does.
+#[test]
+fn a_committee_sums_its_members_logits() {
+    use oneshot::eval::rerank::Committee;
+
+    let network = |views| CpuRecognizer::from_bytes(SHIPPED, None).unwrap().with_views(views);
+    let alphabets = common::dataset().alphabets(Split::Validation, &[]).unwrap();
+    let task = TaskSampler::new(&alphabets, 5, 5, 4).unwrap().sample();
+    let queries: Vec<_> = task.queries.iter().map(|(q, _)| *q).collect();
+    let logits = |r: &CpuRecognizer| r.logits(&r.embed(&queries).unwrap(), &r.embed(&task.supports).unwrap());
+    let (one, eight) = (network(1), network(DEFAULT_VIEWS));
+    let pair = Committee { members: vec![one.clone(), eight.clone()] };
+    let summed = pair.logits(&task.supports, &queries).unwrap();
+    assert_eq!(summed.len(), 25);
+    for ((s, a), b) in summed.iter().zip(logits(&one)).zip(logits(&eight)) {
+        assert!((s - (a + b)).abs() < 1e-4, "{s} ≠ {a} + {b}");
+    }
+    let alone = Committee { members: vec![eight.clone()] };
+    let tasks = std::slice::from_ref(&task);
+    assert_eq!(evaluate_tasks(&alone, tasks).unwrap(), evaluate_tasks(&eight, tasks).unwrap());
+}

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use oneshot::eval::adapted::NormsAdaptedPerTask;
+use oneshot::eval::rerank::{Committee, HubDemotion, HubsDemoted};
 use oneshot::eval::tuned::FineTunedPerTask;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
@@ -19,6 +20,15 @@ pub struct EvalOptions {
     /// Weights of the network to evaluate; without them only the nearest-neighbour baseline runs.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Further networks to score with the first as a committee (mean of their logits), besides
+    /// the first alone; repeat for more.
+    #[arg(long)]
+    pub with: Vec<PathBuf>,
+    /// Also score the network with supports that resemble the others demoted, `ALPHA:K`: each
+    /// support's logits lowered by ALPHA times its mean logit against its K most similar other
+    /// supports (repeat for several).
+    #[arg(long)]
+    pub hubness: Vec<HubDemotion>,
     /// Lake-format run set (zip or folder); defaults to all_runs.zip in the data folder.
     #[arg(long)]
     pub runs: Option<PathBuf>,
@@ -143,6 +153,16 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
         Some(path) => {
             let recognizer = weights::load_cpu_recognizer(path)?.with_views(options.views);
             let size = recognizer.config().input_size;
+            if !options.with.is_empty() {
+                let mut members = vec![recognizer.clone()];
+                for other in &options.with {
+                    members.push(weights::load_cpu_recognizer(other)?.with_views(options.views));
+                }
+                classifiers.push(Box::new(Committee { members }));
+            }
+            for &demotion in &options.hubness {
+                classifiers.push(Box::new(HubsDemoted { recognizer: recognizer.clone(), demotion }));
+            }
             classifiers.push(Box::new(recognizer));
             classifiers.extend(options.per_task(path)?);
             size

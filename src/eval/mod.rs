@@ -1,6 +1,7 @@
 //! One-shot evaluation: Lake's runs and random within-alphabet tasks, for the Siamese network
 //! and for a nearest-neighbour baseline on the same preprocessed pixels; [`strokes`]: the same
-//! tasks given as human pen strokes painted at several sizes.
+//! tasks given as human pen strokes painted at several sizes; [`rerank`]: test-time variants
+//! measured against the plain network (committees, hub demotion).
 
 use oneshot_core::architecture::Preset;
 use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
@@ -11,6 +12,7 @@ use rayon::prelude::*;
 
 pub mod adapted;
 pub mod calibrate;
+pub mod rerank;
 pub mod strokes;
 pub mod tuned;
 
