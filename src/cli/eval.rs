@@ -20,8 +20,8 @@ pub struct EvalOptions {
     /// Weights of the network to evaluate; without them only the nearest-neighbour baseline runs.
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Further networks to score with the first as a committee (mean of their logits), besides
-    /// the first alone; repeat for more.
+    /// Further networks to score together with the first, as a committee (their logits summed,
+    /// each over its own views), besides the first alone; repeat for more.
     #[arg(long)]
     pub with: Vec<PathBuf>,
     /// Also score the network with supports that resemble the others demoted, `ALPHA:K`: each
