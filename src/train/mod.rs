@@ -84,8 +84,7 @@ impl<'a> StepSampler<'a> {
         device: &'a Device,
     ) -> Self {
         let augmentation = Augmentation {
-            distortion: (!options.no_distortions)
-                .then(|| DistortionConfig::default().scaled(options.distortion_strength.unwrap_or(1.0))),
+            distortion: (!options.no_distortions).then(DistortionConfig::default),
             stroke_widths: options.stroke_widths,
             elastic: options.elastic,
         };

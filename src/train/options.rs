@@ -112,9 +112,6 @@ impl TrainOptions {
         if self.weight_decay.is_some_and(|decay| !(0.0..1.0).contains(&decay)) {
             return Err(TrainError::Invalid("weight decay must be at least 0 and below 1".into()));
         }
-        if self.distortion_strength.is_some_and(|strength| !(0.0..=2.0).contains(&strength)) {
-            return Err(TrainError::Invalid("distortion strength must be 0 to 2".into()));
-        }
         Ok(())
     }
 
@@ -233,13 +230,6 @@ pub struct TrainOptions {
     /// Train without Koch et al.'s affine distortions.
     #[arg(long)]
     pub no_distortions: bool,
-    /// Strength of Koch et al.'s affine distortions: every range (rotation, shear, the scale's
-    /// distance from 1, translation) times this; 1, the paper's ranges, when absent. Their
-    /// shears and turns change a stroke's slope by up to about 25°, and the validation errors
-    /// are mostly characters told apart by little more than a slope.
-    #[arg(long)]
-    #[serde(default)]
-    pub distortion_strength: Option<f32>,
     /// Treat characters turned (`rotations`: by multiples of 90°) or also mirrored (`dihedral`:
     /// all eight symmetries of the square) as new characters: four or eight times as many
     /// characters to learn from.
@@ -321,18 +311,6 @@ mod tests {
         assert!(check("0.05").is_ok());
         assert!(check("1.5").is_err());
         assert!(check("-0.1").is_err());
-    }
-
-    #[test]
-    fn distortion_strength_must_be_zero_to_two() {
-        let check = |strength: &str| {
-            let argument = format!("--distortion-strength={strength}");
-            Command::try_parse_from(["train", argument.as_str()]).expect("a number parses").options.check()
-        };
-        assert!(check("0.5").is_ok());
-        assert!(check("2.5").is_err());
-        assert!(check("-0.5").is_err());
-        assert!(check("NaN").is_err());
     }
 
     #[test]

@@ -304,21 +304,6 @@ impl Default for DistortionConfig {
     }
 }
 
-impl DistortionConfig {
-    /// These ranges times `strength`: rotation, shear and translation, and the scale's distance
-    /// from 1 (0 distorts nothing, 1 is unchanged). The probabilities stay.
-    pub fn scaled(&self, strength: f32) -> Self {
-        let around_one = |scale: f32| 1.0 + (scale - 1.0) * strength;
-        Self {
-            rotation_degrees: self.rotation_degrees * strength,
-            shear: self.shear * strength,
-            scale: (around_one(self.scale.0), around_one(self.scale.1)),
-            translation: self.translation * strength,
-            probability: self.probability,
-        }
-    }
-}
-
 /// One of the eight symmetries of the square (the dihedral group): a mirror image about the
 /// vertical axis, if `mirrored`, then `quarter_turns` turns by 90°.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -710,18 +695,6 @@ mod tests {
             changed += usize::from(out != plain);
         }
         assert!(changed >= 15, "only {changed} of 20 distortions changed the image");
-    }
-
-    #[test]
-    fn scaled_distortions_shrink_every_range_and_vanish_at_zero() {
-        let half = DistortionConfig::default().scaled(0.5);
-        assert_eq!((half.rotation_degrees, half.shear, half.translation), (5.0, 0.15, 1.0));
-        assert!((half.scale.0 - 0.9).abs() < 1e-6 && (half.scale.1 - 1.1).abs() < 1e-6);
-        let none = DistortionConfig::default().scaled(0.0);
-        let mut rng = StdRng::seed_from_u64(5);
-        for _ in 0..20 {
-            assert_eq!(Distortion::sample(&none, 32, &mut rng), Distortion::NONE);
-        }
     }
 
     #[test]
