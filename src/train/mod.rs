@@ -87,6 +87,7 @@ impl<'a> StepSampler<'a> {
             distortion: (!options.no_distortions).then(DistortionConfig::default),
             stroke_widths: options.stroke_widths,
             elastic: options.elastic,
+            fragments: options.fragments,
         };
         Self { options, background, preprocessor, augmentation, device }
     }

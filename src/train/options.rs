@@ -112,6 +112,13 @@ impl TrainOptions {
         if self.weight_decay.is_some_and(|decay| !(0.0..1.0).contains(&decay)) {
             return Err(TrainError::Invalid("weight decay must be at least 0 and below 1".into()));
         }
+        if let Some(p) = self.fragments
+            && (!(0.0..=1.0).contains(&p) || self.objective != Objective::Episodes)
+        {
+            return Err(TrainError::Invalid(
+                "fragments is a probability from 0 to 1, for the episodes objective".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -252,6 +259,13 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub elastic: Option<f32>,
+    /// Replace each episode character, with this probability, by one half of it (the left,
+    /// right, top or bottom half of every drawing's ink box) as a character of its own: five
+    /// times as many characters to learn from, many of them near-twins of their alphabet's
+    /// others. Off when absent; episodes only.
+    #[arg(long)]
+    #[serde(default)]
+    pub fragments: Option<f64>,
     /// Output channels of each convolutional stage, replacing the preset's (same stage count).
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
@@ -311,6 +325,17 @@ mod tests {
         assert!(check("0.05").is_ok());
         assert!(check("1.5").is_err());
         assert!(check("-0.1").is_err());
+    }
+
+    #[test]
+    fn fragments_are_a_probability_for_episodes() {
+        let check = |arguments: &[&str]| {
+            let arguments = std::iter::once("train").chain(arguments.iter().copied());
+            Command::try_parse_from(arguments).expect("options parse").options.check()
+        };
+        assert!(check(&["--objective", "episodes", "--fragments", "0.3"]).is_ok());
+        assert!(check(&["--objective", "episodes", "--fragments", "1.5"]).is_err());
+        assert!(check(&["--objective", "pairs", "--fragments", "0.3"]).is_err());
     }
 
     #[test]

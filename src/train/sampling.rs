@@ -24,6 +24,60 @@ pub struct Augmentation {
     /// Elastic warps moving the lattice's control points by up to this many pixels of a
     /// 105-pixel image, if any.
     pub elastic: Option<f32>,
+    /// The probability that an episode character is replaced by one half of itself, if any.
+    pub fragments: Option<f64>,
+}
+
+/// Which half of a drawing's ink box a fragment keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Half {
+    Left,
+    Right,
+    Top,
+    Bottom,
+}
+
+impl Half {
+    const ALL: [Half; 4] = [Half::Left, Half::Right, Half::Top, Half::Bottom];
+}
+
+/// The ink of `image` inside one half of its ink box, or `None` where that half holds less than
+/// a fifth of the ink or would vanish with its pen narrowed by a pixel: a half that all but
+/// misses the character would teach nothing, and a blank one cannot be preprocessed.
+fn fragment(image: &InkImage, half: Half) -> Option<InkImage> {
+    let (x0, y0, x1, y1) = image.ink_box()?;
+    let (mid_x, mid_y) = ((x0 + x1) / 2, (y0 + y1) / 2);
+    let width = image.width();
+    let keep = |i: usize| {
+        let (x, y) = (i % width, i / width);
+        match half {
+            Half::Left => x < mid_x,
+            Half::Right => x >= mid_x,
+            Half::Top => y < mid_y,
+            Half::Bottom => y >= mid_y,
+        }
+    };
+    let ink: Vec<u8> = image.ink().iter().enumerate().map(|(i, &v)| if keep(i) { v } else { 0 }).collect();
+    let total: u64 = image.ink().iter().map(|&v| v as u64).sum();
+    let kept: u64 = ink.iter().map(|&v| v as u64).sum();
+    let part = InkImage::from_ink(width, image.height(), ink).ok()?;
+    (5 * kept >= total && part.with_stroke_change(-1).ink_box().is_some()).then_some(part)
+}
+
+/// With the augmentation's probability, the same half of each of these drawings of one
+/// character (a character of its own), or `None` to keep the whole character: also where some
+/// drawer's half holds too little ink, so that every drawing of the class is the same half.
+fn fragments_of(
+    drawings: &[&InkImage],
+    augmentation: &Augmentation,
+    rng: &mut StdRng,
+) -> Option<Vec<InkImage>> {
+    let p = augmentation.fragments?;
+    if !rng.random_bool(p) {
+        return None;
+    }
+    let half = *Half::ALL.choose(rng).expect("four halves");
+    drawings.iter().map(|drawing| fragment(drawing, half)).collect()
 }
 
 fn render(
@@ -91,7 +145,7 @@ pub fn sample_pairs(
 /// drawers of every character) of each by as many drawers, laid out row by row — drawings `0..k` one
 /// per character, then `k..2k` by other drawers, and so on — each character seen through a
 /// random symmetry of `symmetries` (one for the whole episode, or one per character, as `scope`
-/// says).
+/// says), and perhaps replaced by one half of itself (`augmentation.fragments`).
 pub fn sample_episode(
     alphabets: &[&Alphabet],
     (way, drawings): (usize, usize),
@@ -119,9 +173,68 @@ pub fn sample_episode(
             SymmetryScope::Episode => episode_symmetry,
             SymmetryScope::Character => symmetries.sample(rng),
         };
-        for (row, drawer) in rows.iter_mut().zip(chosen) {
-            row.push(render(&character.drawings[drawer], preprocessor, augmentation, symmetry, rng));
+        let drawn: Vec<&InkImage> = chosen.iter().map(|&drawer| &character.drawings[drawer]).collect();
+        let halves = fragments_of(&drawn, augmentation, rng);
+        let drawn: Vec<&InkImage> = halves.as_ref().map_or(drawn, |parts| parts.iter().collect());
+        for (row, drawing) in rows.iter_mut().zip(drawn) {
+            row.push(render(drawing, preprocessor, augmentation, symmetry, rng));
         }
     }
     rows.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16×16 picture: a full-ink bar over columns 1–6 and rows 1–14, and a dot at (15, 1).
+    fn bar_and_dot() -> InkImage {
+        let mut ink = vec![0u8; 256];
+        for y in 1..15 {
+            for x in 1..7 {
+                ink[y * 16 + x] = 255;
+            }
+        }
+        ink[16 + 15] = 255;
+        InkImage::from_ink(16, 16, ink).expect("16×16")
+    }
+
+    #[test]
+    fn a_fragment_keeps_only_its_half_of_the_ink_box() {
+        let image = bar_and_dot();
+        let left = fragment(&image, Half::Left).expect("the bar is most of the ink");
+        assert_eq!(left.ink_box(), Some((1, 1, 7, 15)));
+        let top = fragment(&image, Half::Top).expect("half the bar and the dot");
+        assert_eq!(top.ink_box(), Some((1, 1, 16, 8)));
+        assert_eq!(top.ink().iter().filter(|&&v| v > 0).count(), 6 * 7 + 1);
+    }
+
+    #[test]
+    fn a_half_with_too_little_ink_is_no_fragment() {
+        // The right half holds the dot alone: 1 of 85 inked pixels.
+        assert_eq!(fragment(&bar_and_dot(), Half::Right), None);
+    }
+
+    #[test]
+    fn fragments_are_all_or_nothing_across_a_characters_drawings() {
+        let image = bar_and_dot();
+        let augmentation = Augmentation { fragments: Some(1.0), ..Augmentation::default() };
+        let mut halves = [0usize; 2];
+        for seed in 0..64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            match fragments_of(&[&image, &image], &augmentation, &mut rng) {
+                Some(parts) => {
+                    assert_eq!(parts.len(), 2);
+                    assert_eq!(parts[0], parts[1], "both drawings cut alike");
+                    assert_ne!(parts[0], image);
+                    halves[0] += 1;
+                }
+                None => halves[1] += 1,
+            }
+        }
+        // Three of the four halves hold enough ink; the right one never does.
+        assert!(halves[0] > 32 && halves[1] > 4, "{halves:?}");
+        let off = Augmentation::default();
+        assert_eq!(fragments_of(&[&image], &off, &mut StdRng::seed_from_u64(0)), None);
+    }
 }
