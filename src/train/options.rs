@@ -112,12 +112,14 @@ impl TrainOptions {
         if self.weight_decay.is_some_and(|decay| !(0.0..1.0).contains(&decay)) {
             return Err(TrainError::Invalid("weight decay must be at least 0 and below 1".into()));
         }
-        if let Some(p) = self.fragments
-            && (!(0.0..=1.0).contains(&p) || self.objective != Objective::Episodes)
-        {
-            return Err(TrainError::Invalid(
-                "fragments is a probability from 0 to 1, for the episodes objective".into(),
-            ));
+        for (name, p) in [("fragments", self.fragments), ("twins", self.twins)] {
+            if let Some(p) = p
+                && (!(0.0..=1.0).contains(&p) || self.objective != Objective::Episodes)
+            {
+                return Err(TrainError::Invalid(format!(
+                    "{name} is a probability from 0 to 1, for the episodes objective"
+                )));
+            }
         }
         Ok(())
     }
@@ -266,6 +268,15 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub fragments: Option<f64>,
+    /// Replace each episode character after the first, with this probability, by a turned or
+    /// mirrored copy of an earlier one (the same drawings through another symmetry of the
+    /// square) as a character of its own: negatives that differ from a character by its slope
+    /// or handedness alone. A copy that looks as much like its original as two drawers'
+    /// drawings of it do (a symmetric character) keeps the character. Off when absent;
+    /// episodes only.
+    #[arg(long)]
+    #[serde(default)]
+    pub twins: Option<f64>,
     /// Output channels of each convolutional stage, replacing the preset's (same stage count).
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
@@ -336,6 +347,9 @@ mod tests {
         assert!(check(&["--objective", "episodes", "--fragments", "0.3"]).is_ok());
         assert!(check(&["--objective", "episodes", "--fragments", "1.5"]).is_err());
         assert!(check(&["--objective", "pairs", "--fragments", "0.3"]).is_err());
+        assert!(check(&["--objective", "episodes", "--twins", "0.2"]).is_ok());
+        assert!(check(&["--objective", "episodes", "--twins", "-0.1"]).is_err());
+        assert!(check(&["--objective", "pairs", "--twins", "0.2"]).is_err());
     }
 
     #[test]

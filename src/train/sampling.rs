@@ -26,6 +26,9 @@ pub struct Augmentation {
     pub elastic: Option<f32>,
     /// The probability that an episode character is replaced by one half of itself, if any.
     pub fragments: Option<f64>,
+    /// The probability that an episode character is replaced by a turned or mirrored copy of
+    /// an earlier one, if any.
+    pub twins: Option<f64>,
 }
 
 /// Which half of a drawing's ink box a fragment keeps.
@@ -80,11 +83,79 @@ fn fragments_of(
     drawings.iter().map(|drawing| fragment(drawing, half)).collect()
 }
 
+/// With the augmentation's probability, an earlier class of the episode (an index into
+/// `earlier`, each a character's drawings) and a symmetry of the square other than the identity
+/// under which its drawings make a character of their own — or `None`: also where the copy
+/// would look as much like the original as the class's two first drawers' drawings look like
+/// each other (a symmetric character, such as a ring or a cross, is its own twin).
+fn twin_of(
+    earlier: &[Vec<InkImage>],
+    augmentation: &Augmentation,
+    preprocessor: &Preprocessor,
+    rng: &mut StdRng,
+) -> Option<(usize, Symmetry)> {
+    let q = augmentation.twins?;
+    if earlier.is_empty() || !rng.random_bool(q) {
+        return None;
+    }
+    let class = rng.random_range(0..earlier.len());
+    let twist = Symmetry::nth(rng.random_range(1..8));
+    distinct_under(&earlier[class], twist, preprocessor).then_some((class, twist))
+}
+
+/// Whether `twist` turns each of the first two drawings into something less like itself than
+/// the two drawings are like each other, compared as blurred network inputs (cosine), so that
+/// a stroke a pixel off does not count as a different character.
+fn distinct_under(drawings: &[InkImage], twist: Symmetry, preprocessor: &Preprocessor) -> bool {
+    let size = preprocessor.size();
+    let seen = |drawing: &InkImage, symmetry: Symmetry| {
+        let view = Distortion::NONE.after_symmetry(symmetry);
+        preprocessor.render_distorted(drawing, &view).ok().map(|pixels| blurred(&pixels, size))
+    };
+    let [a, b, ..] = drawings else { return false };
+    let (Some(a0), Some(b0), Some(a1), Some(b1)) =
+        (seen(a, Symmetry::NONE), seen(b, Symmetry::NONE), seen(a, twist), seen(b, twist))
+    else {
+        return false;
+    };
+    let between_drawers = cosine(&a0, &b0);
+    cosine(&a0, &a1) < between_drawers && cosine(&b0, &b1) < between_drawers
+}
+
+/// A `size × size` picture smoothed by the binomial kernel 1-4-6-4-1 along each axis.
+fn blurred(pixels: &[f32], size: usize) -> Vec<f32> {
+    const KERNEL: [f32; 5] = [1.0, 4.0, 6.0, 4.0, 1.0];
+    let pass = |input: &[f32], step: usize| -> Vec<f32> {
+        (0..size * size)
+            .map(|i| {
+                let (x, y) = (i % size, i / size);
+                let along = if step == 1 { x } else { y };
+                (0..5)
+                    .filter_map(|k| {
+                        let at = (along + k).checked_sub(2).filter(|&at| at < size)?;
+                        Some(KERNEL[k] * input[i - along * step + at * step])
+                    })
+                    .sum::<f32>()
+                    / 16.0
+            })
+            .collect()
+    };
+    pass(&pass(pixels, 1), size)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b)).max(f32::MIN_POSITIVE)
+}
+
+/// `image` rendered for training: seen through `twist` (a twin's symmetry), then the episode's
+/// or character's `symmetry`, then the augmentation's random changes.
 fn render(
     image: &InkImage,
     preprocessor: &Preprocessor,
     augmentation: &Augmentation,
-    symmetry: Symmetry,
+    (symmetry, twist): (Symmetry, Symmetry),
     rng: &mut StdRng,
 ) -> Vec<f32> {
     let distortion = augmentation
@@ -92,6 +163,8 @@ fn render(
         .as_ref()
         .map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng))
         .after_symmetry(symmetry);
+    // Composed only for twins, so that other runs compute the very same maps as before.
+    let distortion = if twist == Symmetry::NONE { distortion } else { distortion.after_symmetry(twist) };
     let changed;
     let image = if augmentation.stroke_widths {
         changed = image.with_stroke_change(rng.random_range(-1..=1i8));
@@ -134,8 +207,20 @@ pub fn sample_pairs(
         let second = if same { first } else { characters[1] };
         let drawer = rng.random_range(0..first.drawings.len());
         let other = (drawer + rng.random_range(1..second.drawings.len())) % second.drawings.len();
-        batch.a.push(render(&first.drawings[drawer], preprocessor, augmentation, Symmetry::NONE, rng));
-        batch.b.push(render(&second.drawings[other], preprocessor, augmentation, Symmetry::NONE, rng));
+        batch.a.push(render(
+            &first.drawings[drawer],
+            preprocessor,
+            augmentation,
+            (Symmetry::NONE, Symmetry::NONE),
+            rng,
+        ));
+        batch.b.push(render(
+            &second.drawings[other],
+            preprocessor,
+            augmentation,
+            (Symmetry::NONE, Symmetry::NONE),
+            rng,
+        ));
         batch.labels.push(if same { 1.0 } else { 0.0 });
     }
     batch
@@ -145,7 +230,9 @@ pub fn sample_pairs(
 /// drawers of every character) of each by as many drawers, laid out row by row — drawings `0..k` one
 /// per character, then `k..2k` by other drawers, and so on — each character seen through a
 /// random symmetry of `symmetries` (one for the whole episode, or one per character, as `scope`
-/// says), and perhaps replaced by one half of itself (`augmentation.fragments`).
+/// says), perhaps replaced by one half of itself (`augmentation.fragments`) or by a turned or
+/// mirrored copy of an earlier character of the episode (`augmentation.twins`: the same
+/// drawings, so the two differ by the symmetry alone, the hardest negative there is).
 pub fn sample_episode(
     alphabets: &[&Alphabet],
     (way, drawings): (usize, usize),
@@ -159,6 +246,10 @@ pub fn sample_episode(
     let characters: Vec<_> = alphabet.characters.sample(rng, k).collect();
     let episode_symmetry = symmetries.sample(rng);
     let mut rows = vec![Vec::with_capacity(k); drawings];
+    // The classes a twin may copy (with twins only): each drawn character's drawings, with the
+    // symmetry it was seen through.
+    let mut originals: Vec<Vec<InkImage>> = Vec::new();
+    let mut original_symmetries: Vec<Symmetry> = Vec::new();
     for character in characters {
         let drawers = character.drawings.len();
         let chosen: Vec<usize> = if drawings == 2 {
@@ -176,8 +267,19 @@ pub fn sample_episode(
         let drawn: Vec<&InkImage> = chosen.iter().map(|&drawer| &character.drawings[drawer]).collect();
         let halves = fragments_of(&drawn, augmentation, rng);
         let drawn: Vec<&InkImage> = halves.as_ref().map_or(drawn, |parts| parts.iter().collect());
-        for (row, drawing) in rows.iter_mut().zip(drawn) {
-            row.push(render(drawing, preprocessor, augmentation, symmetry, rng));
+        if let Some((class, twist)) = twin_of(&originals, augmentation, preprocessor, rng) {
+            let seen = (original_symmetries[class], twist);
+            for (row, drawing) in rows.iter_mut().zip(&originals[class]) {
+                row.push(render(drawing, preprocessor, augmentation, seen, rng));
+            }
+            continue;
+        }
+        for (row, drawing) in rows.iter_mut().zip(&drawn) {
+            row.push(render(drawing, preprocessor, augmentation, (symmetry, Symmetry::NONE), rng));
+        }
+        if augmentation.twins.is_some() {
+            originals.push(drawn.into_iter().cloned().collect());
+            original_symmetries.push(symmetry);
         }
     }
     rows.concat()
@@ -236,5 +338,47 @@ mod tests {
         assert!(halves[0] > 32 && halves[1] > 4, "{halves:?}");
         let off = Augmentation::default();
         assert_eq!(fragments_of(&[&image], &off, &mut StdRng::seed_from_u64(0)), None);
+    }
+
+    /// A 31×31 picture of two strokes of pen `width` from the centre column and row: down and
+    /// to the right (an L turned on its corner) if `corner`, else a full cross.
+    fn strokes(corner: bool, width: usize) -> InkImage {
+        let mut ink = vec![0u8; 31 * 31];
+        let reach = |i: usize| if corner { i >= 15 } else { (3..28).contains(&i) };
+        for i in (3..28).filter(|&i| reach(i)) {
+            for w in 0..width {
+                let across = 15 - width / 2 + w;
+                ink[i * 31 + across] = 255;
+                ink[across * 31 + i] = 255;
+            }
+        }
+        InkImage::from_ink(31, 31, ink).expect("31×31")
+    }
+
+    #[test]
+    fn twins_copy_asymmetric_characters_only() {
+        let preprocessor = Preprocessor::new(32);
+        let augmentation = Augmentation { twins: Some(1.0), ..Augmentation::default() };
+        // Two drawers of each: the second with a wider pen, as drawers differ.
+        let corner = vec![strokes(true, 1), strokes(true, 3)];
+        let cross = vec![strokes(false, 1), strokes(false, 3)];
+        let mut twists = std::collections::HashSet::new();
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let earlier = [cross.clone(), corner.clone()];
+            if let Some((class, twist)) = twin_of(&earlier, &augmentation, &preprocessor, &mut rng) {
+                assert_eq!(class, 1, "the cross is the same under every symmetry");
+                assert_ne!(twist, Symmetry::NONE);
+                twists.insert((twist.quarter_turns, twist.mirrored));
+            }
+        }
+        // The corner's mirror image about its own diagonal is the corner again; the other six
+        // symmetries make new characters.
+        assert_eq!(twists.len(), 6, "{twists:?}");
+        assert!(!twists.contains(&(3, true)), "{twists:?}");
+        assert_eq!(
+            twin_of(&[corner], &Augmentation::default(), &preprocessor, &mut StdRng::seed_from_u64(0)),
+            None
+        );
     }
 }
