@@ -348,7 +348,7 @@ mod tests {
         assert!(check(&["--objective", "episodes", "--fragments", "1.5"]).is_err());
         assert!(check(&["--objective", "pairs", "--fragments", "0.3"]).is_err());
         assert!(check(&["--objective", "episodes", "--twins", "0.2"]).is_ok());
-        assert!(check(&["--objective", "episodes", "--twins", "-0.1"]).is_err());
+        assert!(check(&["--objective", "episodes", "--twins", "1.2"]).is_err());
         assert!(check(&["--objective", "pairs", "--twins", "0.2"]).is_err());
     }
 
