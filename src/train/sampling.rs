@@ -232,7 +232,8 @@ pub fn sample_pairs(
 /// random symmetry of `symmetries` (one for the whole episode, or one per character, as `scope`
 /// says), perhaps replaced by one half of itself (`augmentation.fragments`) or by a turned or
 /// mirrored copy of an earlier character of the episode (`augmentation.twins`: the same
-/// drawings, so the two differ by the symmetry alone, the hardest negative there is).
+/// drawings, so the two differ by the symmetry alone; an easy negative in practice, as a
+/// network trained under every symmetry already tells them apart: docs/training.md).
 pub fn sample_episode(
     alphabets: &[&Alphabet],
     (way, drawings): (usize, usize),
