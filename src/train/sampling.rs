@@ -84,12 +84,12 @@ fn fragments_of(
 }
 
 /// With the augmentation's probability, an earlier class of the episode (an index into
-/// `earlier`, each a character's drawings) and a symmetry of the square other than the identity
+/// `earlier`, each a character's drawings and the symmetry they are seen through) and a symmetry of the square other than the identity
 /// under which its drawings make a character of their own — or `None`: also where the copy
 /// would look as much like the original as the class's two first drawers' drawings look like
 /// each other (a symmetric character, such as a ring or a cross, is its own twin).
 fn twin_of(
-    earlier: &[Vec<InkImage>],
+    earlier: &[(Vec<InkImage>, Symmetry)],
     augmentation: &Augmentation,
     preprocessor: &Preprocessor,
     rng: &mut StdRng,
@@ -100,7 +100,7 @@ fn twin_of(
     }
     let class = rng.random_range(0..earlier.len());
     let twist = Symmetry::nth(rng.random_range(1..8));
-    distinct_under(&earlier[class], twist, preprocessor).then_some((class, twist))
+    distinct_under(&earlier[class].0, twist, preprocessor).then_some((class, twist))
 }
 
 /// Whether `twist` turns each of the first two drawings into something less like itself than
@@ -148,6 +148,9 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (norm(a) * norm(b)).max(f32::MIN_POSITIVE)
 }
+
+/// No symmetry and no twin's symmetry: a drawing as drawn, before the random changes.
+const AS_DRAWN: (Symmetry, Symmetry) = (Symmetry::NONE, Symmetry::NONE);
 
 /// `image` rendered for training: seen through `twist` (a twin's symmetry), then the episode's
 /// or character's `symmetry`, then the augmentation's random changes.
@@ -207,20 +210,8 @@ pub fn sample_pairs(
         let second = if same { first } else { characters[1] };
         let drawer = rng.random_range(0..first.drawings.len());
         let other = (drawer + rng.random_range(1..second.drawings.len())) % second.drawings.len();
-        batch.a.push(render(
-            &first.drawings[drawer],
-            preprocessor,
-            augmentation,
-            (Symmetry::NONE, Symmetry::NONE),
-            rng,
-        ));
-        batch.b.push(render(
-            &second.drawings[other],
-            preprocessor,
-            augmentation,
-            (Symmetry::NONE, Symmetry::NONE),
-            rng,
-        ));
+        batch.a.push(render(&first.drawings[drawer], preprocessor, augmentation, AS_DRAWN, rng));
+        batch.b.push(render(&second.drawings[other], preprocessor, augmentation, AS_DRAWN, rng));
         batch.labels.push(if same { 1.0 } else { 0.0 });
     }
     batch
@@ -249,8 +240,7 @@ pub fn sample_episode(
     let mut rows = vec![Vec::with_capacity(k); drawings];
     // The classes a twin may copy (with twins only): each drawn character's drawings, with the
     // symmetry it was seen through.
-    let mut originals: Vec<Vec<InkImage>> = Vec::new();
-    let mut original_symmetries: Vec<Symmetry> = Vec::new();
+    let mut originals: Vec<(Vec<InkImage>, Symmetry)> = Vec::new();
     for character in characters {
         let drawers = character.drawings.len();
         let chosen: Vec<usize> = if drawings == 2 {
@@ -269,9 +259,9 @@ pub fn sample_episode(
         let halves = fragments_of(&drawn, augmentation, rng);
         let drawn: Vec<&InkImage> = halves.as_ref().map_or(drawn, |parts| parts.iter().collect());
         if let Some((class, twist)) = twin_of(&originals, augmentation, preprocessor, rng) {
-            let seen = (original_symmetries[class], twist);
-            for (row, drawing) in rows.iter_mut().zip(&originals[class]) {
-                row.push(render(drawing, preprocessor, augmentation, seen, rng));
+            let (drawn, symmetry) = &originals[class];
+            for (row, drawing) in rows.iter_mut().zip(drawn) {
+                row.push(render(drawing, preprocessor, augmentation, (*symmetry, twist), rng));
             }
             continue;
         }
@@ -279,8 +269,7 @@ pub fn sample_episode(
             row.push(render(drawing, preprocessor, augmentation, (symmetry, Symmetry::NONE), rng));
         }
         if augmentation.twins.is_some() {
-            originals.push(drawn.into_iter().cloned().collect());
-            original_symmetries.push(symmetry);
+            originals.push((drawn.into_iter().cloned().collect(), symmetry));
         }
     }
     rows.concat()
@@ -361,8 +350,8 @@ mod tests {
         let preprocessor = Preprocessor::new(32);
         let augmentation = Augmentation { twins: Some(1.0), ..Augmentation::default() };
         // Two drawers of each: the second with a wider pen, as drawers differ.
-        let corner = vec![strokes(true, 1), strokes(true, 3)];
-        let cross = vec![strokes(false, 1), strokes(false, 3)];
+        let corner = (vec![strokes(true, 1), strokes(true, 3)], Symmetry::NONE);
+        let cross = (vec![strokes(false, 1), strokes(false, 3)], Symmetry::NONE);
         let mut twists = std::collections::HashSet::new();
         for seed in 0..200 {
             let mut rng = StdRng::seed_from_u64(seed);
