@@ -88,6 +88,7 @@ impl<'a> StepSampler<'a> {
             stroke_widths: options.stroke_widths,
             elastic: options.elastic,
             fragments: options.fragments,
+            chimeras: options.chimeras,
             twins: options.twins,
         };
         Self { options, background, preprocessor, augmentation, device }

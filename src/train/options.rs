@@ -112,7 +112,7 @@ impl TrainOptions {
         if self.weight_decay.is_some_and(|decay| !(0.0..1.0).contains(&decay)) {
             return Err(TrainError::Invalid("weight decay must be at least 0 and below 1".into()));
         }
-        for (name, p) in [("fragments", self.fragments), ("twins", self.twins)] {
+        for (name, p) in [("fragments", self.fragments), ("chimeras", self.chimeras), ("twins", self.twins)] {
             if let Some(p) = p
                 && (!(0.0..=1.0).contains(&p) || self.objective != Objective::Episodes)
             {
@@ -268,6 +268,14 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub fragments: Option<f64>,
+    /// Replace each episode character after the first, with this probability, by half of it
+    /// (the left, right, top or bottom half of every drawing's ink box) joined with the other
+    /// half of an earlier character of the episode, drawn by the same drawer: a character of
+    /// the alphabet that never was, a near-twin of the earlier one. A part with less than a
+    /// fifth of its drawing's ink keeps the character. Off when absent; episodes only.
+    #[arg(long)]
+    #[serde(default)]
+    pub chimeras: Option<f64>,
     /// Replace each episode character after the first, with this probability, by a turned or
     /// mirrored copy of an earlier one (the same drawings through another symmetry of the
     /// square) as a character of its own: negatives that differ from a character by its slope
@@ -347,6 +355,9 @@ mod tests {
         assert!(check(&["--objective", "episodes", "--fragments", "0.3"]).is_ok());
         assert!(check(&["--objective", "episodes", "--fragments", "1.5"]).is_err());
         assert!(check(&["--objective", "pairs", "--fragments", "0.3"]).is_err());
+        assert!(check(&["--objective", "episodes", "--chimeras", "0.2"]).is_ok());
+        assert!(check(&["--objective", "episodes", "--chimeras", "1.2"]).is_err());
+        assert!(check(&["--objective", "pairs", "--chimeras", "0.2"]).is_err());
         assert!(check(&["--objective", "episodes", "--twins", "0.2"]).is_ok());
         assert!(check(&["--objective", "episodes", "--twins", "1.2"]).is_err());
         assert!(check(&["--objective", "pairs", "--twins", "0.2"]).is_err());

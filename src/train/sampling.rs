@@ -2,7 +2,7 @@
 //! drawing rendered through the training augmentations.
 
 use oneshot_core::preprocess::{Distortion, DistortionConfig, InkImage, Preprocessor, Symmetry, Warp};
-use oneshot_data::Alphabet;
+use oneshot_data::{Alphabet, Character};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
@@ -26,6 +26,9 @@ pub struct Augmentation {
     pub elastic: Option<f32>,
     /// The probability that an episode character is replaced by one half of itself, if any.
     pub fragments: Option<f64>,
+    /// The probability that an episode character is replaced by half of itself joined with the
+    /// other half of an earlier one, if any.
+    pub chimeras: Option<f64>,
     /// The probability that an episode character is replaced by a turned or mirrored copy of
     /// an earlier one, if any.
     pub twins: Option<f64>,
@@ -42,12 +45,29 @@ enum Half {
 
 impl Half {
     const ALL: [Half; 4] = [Half::Left, Half::Right, Half::Top, Half::Bottom];
+
+    /// The other side of the same cut.
+    fn opposite(self) -> Half {
+        match self {
+            Half::Left => Half::Right,
+            Half::Right => Half::Left,
+            Half::Top => Half::Bottom,
+            Half::Bottom => Half::Top,
+        }
+    }
 }
 
-/// The ink of `image` inside one half of its ink box, or `None` where that half holds less than
-/// a fifth of the ink or would vanish with its pen narrowed by a pixel: a half that all but
-/// misses the character would teach nothing, and a blank one cannot be preprocessed.
-fn fragment(image: &InkImage, half: Half) -> Option<InkImage> {
+/// One half of a drawing: its ink there (the rest blanked), and the box's middle it was cut at.
+struct Cut {
+    ink: Vec<u8>,
+    middle: (usize, usize),
+    /// Whether it holds at least a fifth of the drawing's ink: a part that all but misses the
+    /// character would teach nothing.
+    substantial: bool,
+}
+
+/// The ink of `image` inside one half of its ink box, or `None` for a blank image.
+fn cut(image: &InkImage, half: Half) -> Option<Cut> {
     let (x0, y0, x1, y1) = image.ink_box()?;
     let (mid_x, mid_y) = ((x0 + x1) / 2, (y0 + y1) / 2);
     let width = image.width();
@@ -63,8 +83,48 @@ fn fragment(image: &InkImage, half: Half) -> Option<InkImage> {
     let ink: Vec<u8> = image.ink().iter().enumerate().map(|(i, &v)| if keep(i) { v } else { 0 }).collect();
     let total: u64 = image.ink().iter().map(|&v| v as u64).sum();
     let kept: u64 = ink.iter().map(|&v| v as u64).sum();
-    let part = InkImage::from_ink(width, image.height(), ink).ok()?;
-    (5 * kept >= total && part.with_stroke_change(-1).ink_box().is_some()).then_some(part)
+    Some(Cut { ink, middle: (mid_x, mid_y), substantial: 5 * kept >= total })
+}
+
+/// A picture that survives the training pen's narrowing by a pixel (a blank one cannot be
+/// preprocessed), or `None`.
+fn drawable(width: usize, height: usize, ink: Vec<u8>) -> Option<InkImage> {
+    let image = InkImage::from_ink(width, height, ink).ok()?;
+    image.with_stroke_change(-1).ink_box().is_some().then_some(image)
+}
+
+/// The ink of `image` inside one half of its ink box, or `None` where that half holds less than
+/// a fifth of the ink or would vanish with its pen narrowed by a pixel.
+fn fragment(image: &InkImage, half: Half) -> Option<InkImage> {
+    let part = cut(image, half)?;
+    if !part.substantial {
+        return None;
+    }
+    drawable(image.width(), image.height(), part.ink)
+}
+
+/// `own`'s ink in `half` of its ink box joined with `donor`'s ink in the opposite half of its
+/// box, moved so that the two boxes' middles meet: a character its alphabet never had, made of
+/// two of its parts. `None` where either part holds less than a fifth of its drawing's ink.
+fn chimera(own: &InkImage, donor: &InkImage, half: Half) -> Option<InkImage> {
+    let (mine, theirs) = (cut(own, half)?, cut(donor, half.opposite())?);
+    if !(mine.substantial && theirs.substantial) {
+        return None;
+    }
+    let (width, height) = (own.width(), own.height());
+    let shift =
+        |at: usize, to: usize, from: usize, limit: usize| (at + to).checked_sub(from).filter(|&v| v < limit);
+    let mut ink = mine.ink;
+    for (i, &v) in theirs.ink.iter().enumerate().filter(|&(_, &v)| v > 0) {
+        let (x, y) = (i % donor.width(), i / donor.width());
+        if let (Some(x), Some(y)) = (
+            shift(x, mine.middle.0, theirs.middle.0, width),
+            shift(y, mine.middle.1, theirs.middle.1, height),
+        ) {
+            ink[y * width + x] = ink[y * width + x].max(v);
+        }
+    }
+    drawable(width, height, ink)
 }
 
 /// With the augmentation's probability, the same half of each of these drawings of one
@@ -81,6 +141,30 @@ fn fragments_of(
     }
     let half = *Half::ALL.choose(rng).expect("four halves");
     drawings.iter().map(|drawing| fragment(drawing, half)).collect()
+}
+
+/// With the augmentation's probability, each of these drawings (by `drawers`) joined with the
+/// same drawer's drawing of one of `donors`, cut alike (`chimera`): a character of its own that
+/// shares half of itself with a donor, usually in the episode too. `None` keeps the character:
+/// also where some drawing's or donor drawing's part holds too little ink.
+fn chimeras_of(
+    drawings: &[&InkImage],
+    drawers: &[usize],
+    donors: &[&Character],
+    augmentation: &Augmentation,
+    rng: &mut StdRng,
+) -> Option<Vec<InkImage>> {
+    let p = augmentation.chimeras?;
+    if donors.is_empty() || !rng.random_bool(p) {
+        return None;
+    }
+    let donor = donors.choose(rng)?;
+    let half = *Half::ALL.choose(rng).expect("four halves");
+    drawings
+        .iter()
+        .zip(drawers)
+        .map(|(drawing, &drawer)| chimera(drawing, donor.drawings.get(drawer)?, half))
+        .collect()
 }
 
 /// With the augmentation's probability, an earlier class of the episode (an index into
@@ -221,7 +305,8 @@ pub fn sample_pairs(
 /// drawers of every character) of each by as many drawers, laid out row by row — drawings `0..k` one
 /// per character, then `k..2k` by other drawers, and so on — each character seen through a
 /// random symmetry of `symmetries` (one for the whole episode, or one per character, as `scope`
-/// says), perhaps replaced by one half of itself (`augmentation.fragments`) or by a turned or
+/// says), perhaps replaced by one half of itself (`augmentation.fragments`), by half of itself
+/// joined with half of an earlier character (`augmentation.chimeras`), or by a turned or
 /// mirrored copy of an earlier character of the episode (`augmentation.twins`: the same
 /// drawings, so the two differ by the symmetry alone; an easy negative in practice, as a
 /// network trained under every symmetry already tells them apart: docs/training.md).
@@ -241,7 +326,7 @@ pub fn sample_episode(
     // The classes a twin may copy (with twins only): each drawn character's drawings, with the
     // symmetry it was seen through.
     let mut originals: Vec<(Vec<InkImage>, Symmetry)> = Vec::new();
-    for character in characters {
+    for (index, &character) in characters.iter().enumerate() {
         let drawers = character.drawings.len();
         let chosen: Vec<usize> = if drawings == 2 {
             // Two drawers as they were drawn before more were possible, so two-drawing runs
@@ -256,7 +341,8 @@ pub fn sample_episode(
             SymmetryScope::Character => symmetries.sample(rng),
         };
         let drawn: Vec<&InkImage> = chosen.iter().map(|&drawer| &character.drawings[drawer]).collect();
-        let halves = fragments_of(&drawn, augmentation, rng);
+        let halves = fragments_of(&drawn, augmentation, rng)
+            .or_else(|| chimeras_of(&drawn, &chosen, &characters[..index], augmentation, rng));
         let drawn: Vec<&InkImage> = halves.as_ref().map_or(drawn, |parts| parts.iter().collect());
         if let Some((class, twist)) = twin_of(&originals, augmentation, preprocessor, rng) {
             let (drawn, symmetry) = &originals[class];
@@ -328,6 +414,63 @@ mod tests {
         assert!(halves[0] > 32 && halves[1] > 4, "{halves:?}");
         let off = Augmentation::default();
         assert_eq!(fragments_of(&[&image], &off, &mut StdRng::seed_from_u64(0)), None);
+    }
+
+    /// A 16×16 picture of a full-ink bar over rows `rows` and columns 1–14.
+    fn across(rows: std::ops::Range<usize>) -> InkImage {
+        let mut ink = vec![0u8; 256];
+        for y in rows {
+            ink[y * 16 + 1..y * 16 + 15].fill(255);
+        }
+        InkImage::from_ink(16, 16, ink).expect("16×16")
+    }
+
+    #[test]
+    fn a_chimera_joins_its_own_half_with_the_donors_other_half() {
+        // Own: the bar and the dot, whose ink box's middle is column 8, row 8; donor: a bar
+        // across rows 10–12 (middle column 8, row 11), moved so that the middles meet.
+        let joined = chimera(&bar_and_dot(), &across(10..13), Half::Left).expect("both parts hold ink");
+        let inked = |x: usize, y: usize| joined.ink()[y * 16 + x] > 0;
+        // The own left half, the bar (columns 1–6, rows 1–14), is kept as it was...
+        assert!((1..7).all(|x| (1..15).all(|y| inked(x, y))));
+        // ...the donor's right half, columns 8–14, lands three rows up, on rows 7–9...
+        assert!((8..15).all(|x| (7..10).all(|y| inked(x, y))));
+        // ...and nothing else: not the own right half (the dot), not the donor's left half.
+        assert_eq!(joined.ink().iter().filter(|&&v| v > 0).count(), 6 * 14 + 7 * 3);
+    }
+
+    #[test]
+    fn a_chimera_needs_ink_in_both_parts() {
+        // The right half of the bar and the dot holds the dot alone.
+        assert_eq!(chimera(&across(10..13), &bar_and_dot(), Half::Left), None);
+        assert!(chimera(&across(10..13), &bar_and_dot(), Half::Right).is_some());
+    }
+
+    #[test]
+    fn chimeras_take_the_same_drawers_half_from_an_earlier_character() {
+        let donor = Character { name: "donor".into(), drawings: vec![across(2..7), across(10..13)] };
+        let own = [bar_and_dot(), bar_and_dot()];
+        let drawn: Vec<&InkImage> = own.iter().collect();
+        let augmentation = Augmentation { chimeras: Some(1.0), ..Augmentation::default() };
+        let mut made = 0;
+        for seed in 0..64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            // Drawer 1 of the own character goes with drawer 1 of the donor, and so on.
+            if let Some(parts) = chimeras_of(&drawn, &[1, 0], &[&donor], &augmentation, &mut rng) {
+                assert_eq!(parts.len(), 2);
+                assert_ne!(parts[0], parts[1], "the donor's two drawers differ");
+                let half = Half::ALL
+                    .into_iter()
+                    .find(|&h| chimera(&own[0], &donor.drawings[1], h) == Some(parts[0].clone()));
+                let half = half.expect("one of the four cuts");
+                assert_eq!(chimera(&own[1], &donor.drawings[0], half), Some(parts[1].clone()));
+                made += 1;
+            }
+        }
+        assert!(made > 16, "{made} of 64");
+        let mut rng = StdRng::seed_from_u64(0);
+        assert_eq!(chimeras_of(&drawn, &[1, 0], &[], &augmentation, &mut rng), None, "no earlier character");
+        assert_eq!(chimeras_of(&drawn, &[1, 0], &[&donor], &Augmentation::default(), &mut rng), None);
     }
 
     /// A 31×31 picture of two strokes of pen `width` from the centre column and row: down and
