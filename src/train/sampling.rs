@@ -46,6 +46,11 @@ enum Half {
 impl Half {
     const ALL: [Half; 4] = [Half::Left, Half::Right, Half::Top, Half::Bottom];
 
+    /// One of the four, uniformly (one draw from `rng`, as every run before drew it).
+    fn random(rng: &mut StdRng) -> Half {
+        *Half::ALL.choose(rng).expect("four halves")
+    }
+
     /// The other side of the same cut.
     fn opposite(self) -> Half {
         match self {
@@ -139,7 +144,7 @@ fn fragments_of(
     if !rng.random_bool(p) {
         return None;
     }
-    let half = *Half::ALL.choose(rng).expect("four halves");
+    let half = Half::random(rng);
     drawings.iter().map(|drawing| fragment(drawing, half)).collect()
 }
 
@@ -159,7 +164,7 @@ fn chimeras_of(
         return None;
     }
     let donor = donors.choose(rng)?;
-    let half = *Half::ALL.choose(rng).expect("four halves");
+    let half = Half::random(rng);
     drawings
         .iter()
         .zip(drawers)
