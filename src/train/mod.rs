@@ -44,45 +44,94 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
     let device = Device::flex().autodiff();
     device.seed(options.seed);
     let Checkpoint { mut model, mut optimizer, mut state } = run::start_or_resume(options, &config, &device)?;
-    let sampler = StepSampler::new(options, &background, Preprocessor::new(config.input_size), &device);
+    let sampler = StepSampler::new(options, &background, Preprocessor::new(config.input_size));
     let mut progress = Progress::new(options, &state);
-    while state.iteration < options.iterations {
-        let (loss, pairs) = sampler.loss(&model, state.iteration);
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(options.learning_rate_at(state.iteration), model, grads);
-        state.iteration += 1;
-        progress.step(loss_value, pairs, &state);
-        if state.iteration % options.eval_every == 0 || state.iteration == options.iterations {
-            let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone().inner());
-            let accuracy = evaluate_tasks(&recognizer, &val_tasks)
-                .map_err(|e| TrainError::Invalid(format!("validation image: {e}")))?
-                .percent();
-            let (point, improved) = progress.validated(&mut state, accuracy);
-            run::save_checkpoint(&options.out, &model, &config, &optimizer, &state, improved)?;
-            progress.report(&point, improved);
+    // Drawing a step's data (rendering and distorting its drawings) is serial work that the
+    // network's kernels do not need: a second thread draws the next steps while this one
+    // trains, on cores the kernels leave idle. Each step's data depends on the seed and the
+    // step alone, so the run draws exactly what it drew on one thread.
+    std::thread::scope(|scope| {
+        let steps = state.iteration..options.iterations;
+        let (sender, prepared) = std::sync::mpsc::sync_channel(PREFETCHED_STEPS);
+        let sampler = &sampler;
+        scope.spawn(move || {
+            for iteration in steps {
+                if sender.send(sampler.draw(iteration)).is_err() {
+                    break; // training stopped early (an error); nobody waits for more
+                }
+            }
+        });
+        while state.iteration < options.iterations {
+            let data = prepared.recv().map_err(|_| TrainError::Invalid("the data thread stopped".into()))?;
+            let (loss, pairs) = data.loss(&model, config.input_size, &device);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(options.learning_rate_at(state.iteration), model, grads);
+            state.iteration += 1;
+            progress.step(loss_value, pairs, &state);
+            if state.iteration % options.eval_every == 0 || state.iteration == options.iterations {
+                let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone().inner());
+                let accuracy = evaluate_tasks(&recognizer, &val_tasks)
+                    .map_err(|e| TrainError::Invalid(format!("validation image: {e}")))?
+                    .percent();
+                let (point, improved) = progress.validated(&mut state, accuracy);
+                run::save_checkpoint(&options.out, &model, &config, &optimizer, &state, improved)?;
+                progress.report(&point, improved);
+            }
         }
-    }
+        Ok::<(), TrainError>(())
+    })?;
     progress.finish();
     Ok(state)
 }
 
-/// Draws each step's training data and computes its loss.
+/// Steps drawn ahead of training: enough to hide one slow draw, little memory (a step's
+/// pictures are tens of kilobytes).
+const PREFETCHED_STEPS: usize = 2;
+
+/// One step's training pictures, drawn and preprocessed, before they become tensors.
+enum StepData {
+    /// Koch et al.'s pairs.
+    Pairs(PairBatch),
+    /// Episodes: each a list of pictures, `drawings` rows of the same characters.
+    Episodes { groups: Vec<Vec<Vec<f32>>>, drawings: usize },
+}
+
+impl StepData {
+    /// The step's loss on the network and the number of scored pairs behind it.
+    fn loss(self, model: &Siamese, size: usize, device: &Device) -> (Tensor<1>, usize) {
+        match self {
+            StepData::Pairs(batch) => {
+                let n = batch.labels.len();
+                let (a, b) = (image_batch(&batch.a, size, device), image_batch(&batch.b, size, device));
+                let labels = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
+                (pair_loss(model, a, b, labels), n)
+            }
+            StepData::Episodes { groups, drawings } => {
+                let pairs = groups
+                    .iter()
+                    .map(|images| {
+                        let k = images.len() / drawings;
+                        k * k * drawings * (drawings - 1) / 2
+                    })
+                    .sum();
+                let groups = groups.iter().map(|images| image_batch(images, size, device)).collect();
+                (episode_loss(model, groups, drawings), pairs)
+            }
+        }
+    }
+}
+
+/// Draws each step's training data.
 struct StepSampler<'a> {
     options: &'a TrainOptions,
     background: &'a [&'a Alphabet],
     preprocessor: Preprocessor,
     augmentation: Augmentation,
-    device: &'a Device,
 }
 
 impl<'a> StepSampler<'a> {
-    fn new(
-        options: &'a TrainOptions,
-        background: &'a [&'a Alphabet],
-        preprocessor: Preprocessor,
-        device: &'a Device,
-    ) -> Self {
+    fn new(options: &'a TrainOptions, background: &'a [&'a Alphabet], preprocessor: Preprocessor) -> Self {
         let augmentation = Augmentation {
             distortion: (!options.no_distortions).then(DistortionConfig::default),
             stroke_widths: options.stroke_widths,
@@ -91,47 +140,36 @@ impl<'a> StepSampler<'a> {
             chimeras: options.chimeras,
             twins: options.twins,
         };
-        Self { options, background, preprocessor, augmentation, device }
+        Self { options, background, preprocessor, augmentation }
     }
 
-    /// The loss of step `iteration` (its data drawn from the run's seed and the step alone) and
-    /// the number of scored pairs behind it.
-    fn loss(&self, model: &Siamese, iteration: usize) -> (Tensor<1>, usize) {
+    /// The pictures of step `iteration`, drawn from the run's seed and the step alone.
+    fn draw(&self, iteration: usize) -> StepData {
         let options = self.options;
-        let (preprocessor, size, device) = (&self.preprocessor, self.preprocessor.size(), self.device);
         let mut rng = step_rng(options.seed, iteration);
         match options.objective {
-            Objective::Pairs => {
-                let batch = sample_pairs(
-                    self.background,
-                    options.batch_size,
-                    preprocessor,
-                    &self.augmentation,
-                    &mut rng,
-                );
-                let n = batch.labels.len();
-                let (a, b) = (image_batch(&batch.a, size, device), image_batch(&batch.b, size, device));
-                let labels = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
-                (pair_loss(model, a, b, labels), n)
-            }
+            Objective::Pairs => StepData::Pairs(sample_pairs(
+                self.background,
+                options.batch_size,
+                &self.preprocessor,
+                &self.augmentation,
+                &mut rng,
+            )),
             Objective::Episodes => {
-                let mut groups = Vec::with_capacity(options.episodes_per_step);
-                let mut pairs = 0;
-                for _ in 0..options.episodes_per_step {
-                    let symmetries = (options.symmetries, options.symmetry_per);
-                    let images = sample_episode(
-                        self.background,
-                        (options.way, options.drawings),
-                        symmetries,
-                        preprocessor,
-                        &self.augmentation,
-                        &mut rng,
-                    );
-                    let k = images.len() / options.drawings;
-                    pairs += k * k * options.drawings * (options.drawings - 1) / 2;
-                    groups.push(image_batch(&images, size, device));
-                }
-                (episode_loss(model, groups, options.drawings), pairs)
+                let symmetries = (options.symmetries, options.symmetry_per);
+                let groups = (0..options.episodes_per_step)
+                    .map(|_| {
+                        sample_episode(
+                            self.background,
+                            (options.way, options.drawings),
+                            symmetries,
+                            &self.preprocessor,
+                            &self.augmentation,
+                            &mut rng,
+                        )
+                    })
+                    .collect();
+                StepData::Episodes { groups, drawings: options.drawings }
             }
         }
     }
