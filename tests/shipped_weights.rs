@@ -1,6 +1,7 @@
 //! The weights the page ships: they load as the `web` preset, on the page's Burn-free CPU path
 //! and on Burn's, and keep their reported accuracy on Lake's 400 official trials and on 1,000
-//! fresh 20-way trials of the same ten test alphabets (an evaluation of seconds, not a timing).
+//! fresh 20-way trials of the same ten test alphabets (an evaluation of seconds, not a timing);
+//! and a candidate network kept beside them still loads and scores as when it was kept.
 
 mod common;
 
@@ -112,4 +113,22 @@ fn a_committee_sums_its_members_logits() {
     let alone = Committee { members: vec![eight.clone()] };
     let tasks = std::slice::from_ref(&task);
     assert_eq!(evaluate_tasks(&alone, tasks).unwrap(), evaluate_tasks(&eight, tasks).unwrap());
+}
+
+/// A candidate kept beside the shipped network (docs/training.md, "The full run with chimeras"):
+/// it loads as the `web` preset and keeps the accuracy it was kept for, on validation trials.
+#[test]
+fn the_chimeras_candidate_loads_and_keeps_its_validation_accuracy() {
+    const CANDIDATE: &[u8] = include_bytes!("../weights/candidates/web-chimeras.osw");
+    /// Measured on these 200 trials when the file was committed, in percent.
+    const MEASURED: f64 = 90.0;
+    let recognizer = CpuRecognizer::from_bytes(CANDIDATE, Some(&Preset::Web.config()))
+        .expect("candidate weights load")
+        .with_views(DEFAULT_VIEWS);
+    let alphabets = common::dataset().alphabets(Split::Validation, &[]).unwrap();
+    let mut sampler = TaskSampler::new(&alphabets, 20, 1, 5).unwrap();
+    let tasks: Vec<_> = (0..200).map(|_| sampler.sample()).collect();
+    let accuracy = evaluate_tasks(&recognizer, &tasks).unwrap().percent();
+    eprintln!("candidate: {accuracy:.2} % on 200 fresh validation trials");
+    assert!(accuracy >= MEASURED - 1.0, "{accuracy:.2} %, measured {MEASURED} % when committed");
 }
