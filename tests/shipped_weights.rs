@@ -20,11 +20,25 @@ const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");
 const REPORTED_LAKE_ACCURACY: f64 = 99.5;
 const REPORTED_FRESH_20_WAY: f64 = 90.2;
 
+/// A weights file's network, loaded as the `web` preset, seeing the page's views.
+fn web_network(bytes: &[u8]) -> CpuRecognizer {
+    CpuRecognizer::from_bytes(bytes, Some(&Preset::Web.config()))
+        .expect("the weights load as the web preset")
+        .with_views(DEFAULT_VIEWS)
+}
+
+/// Accuracy, in percent, on `count` fresh 20-way trials (one query each) of the split's
+/// alphabets, drawn with `seed` as `eval` draws them.
+fn fresh_20_way(recognizer: &CpuRecognizer, split: Split, count: usize, seed: u64) -> f64 {
+    let alphabets = common::dataset().alphabets(split, &[]).unwrap();
+    let mut sampler = TaskSampler::new(&alphabets, 20, 1, seed).unwrap();
+    let tasks: Vec<_> = (0..count).map(|_| sampler.sample()).collect();
+    evaluate_tasks(recognizer, &tasks).unwrap().percent()
+}
+
 #[test]
 fn shipped_weights_load_and_keep_their_accuracy() {
-    let recognizer = CpuRecognizer::from_bytes(SHIPPED, Some(&Preset::Web.config()))
-        .expect("shipped weights load")
-        .with_views(DEFAULT_VIEWS);
+    let recognizer = web_network(SHIPPED);
     let runs = load_runs(&Archive::open(&common::data_dir().join("all_runs.zip")).unwrap()).unwrap();
     let lake = evaluate_runs(&recognizer, &runs).unwrap();
     assert_eq!(lake.trials, 400);
@@ -35,14 +49,10 @@ fn shipped_weights_load_and_keep_their_accuracy() {
     );
 
     // Fresh trials: other drawers and characters of Lake's ten test alphabets, as `eval` draws them.
-    let alphabets = common::dataset().alphabets(Split::Test, &[]).unwrap();
-    let mut sampler = TaskSampler::new(&alphabets, 20, 1, 1).unwrap();
-    let tasks: Vec<_> = (0..1000).map(|_| sampler.sample()).collect();
-    let fresh = evaluate_tasks(&recognizer, &tasks).unwrap();
+    let fresh = fresh_20_way(&recognizer, Split::Test, 1000, 1);
     assert!(
-        fresh.percent() >= REPORTED_FRESH_20_WAY - 1.0,
-        "{:.2} % on fresh 20-way trials, README reports {REPORTED_FRESH_20_WAY} %",
-        fresh.percent()
+        fresh >= REPORTED_FRESH_20_WAY - 1.0,
+        "{fresh:.2} % on fresh 20-way trials, README reports {REPORTED_FRESH_20_WAY} %"
     );
     assert!(SHIPPED.len() <= 4_000_000, "shipped weights are {} bytes", SHIPPED.len());
 }
@@ -122,13 +132,7 @@ fn the_chimeras_candidate_loads_and_keeps_its_validation_accuracy() {
     const CANDIDATE: &[u8] = include_bytes!("../weights/candidates/web-chimeras.osw");
     /// Measured on these 200 trials when the file was committed, in percent.
     const MEASURED: f64 = 90.0;
-    let recognizer = CpuRecognizer::from_bytes(CANDIDATE, Some(&Preset::Web.config()))
-        .expect("candidate weights load")
-        .with_views(DEFAULT_VIEWS);
-    let alphabets = common::dataset().alphabets(Split::Validation, &[]).unwrap();
-    let mut sampler = TaskSampler::new(&alphabets, 20, 1, 5).unwrap();
-    let tasks: Vec<_> = (0..200).map(|_| sampler.sample()).collect();
-    let accuracy = evaluate_tasks(&recognizer, &tasks).unwrap().percent();
+    let accuracy = fresh_20_way(&web_network(CANDIDATE), Split::Validation, 200, 5);
     eprintln!("candidate: {accuracy:.2} % on 200 fresh validation trials");
     assert!(accuracy >= MEASURED - 1.0, "{accuracy:.2} %, measured {MEASURED} % when committed");
 }
