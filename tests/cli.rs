@@ -93,6 +93,16 @@ fn train_checkpoints_resumes_and_evaluates() {
     assert!(table.contains("siamese (web, 8 views)") && table.contains("1-NN on 32×32 pixels"), "{table}");
     assert!(table.contains("all_runs.zip (20 runs) | 400 |"), "{table}");
     assert!(table.contains("5-way random") && table.contains("20-way random"), "{table}");
+
+    // Packed with itself into a committee, it answers as one recognizer of two networks.
+    let pair = out.join("pair.osw");
+    let (best, pair_str) = (best.to_str().unwrap(), pair.to_str().unwrap());
+    let packed = oneshot(&["pack", "--weights", best, "--with", best, "--out", pair_str]);
+    assert!(packed.status.success(), "{}", text(&packed.stderr));
+    assert!(text(&packed.stdout).contains("a committee of 2 networks"), "{}", text(&packed.stdout));
+    let eval = oneshot(&["eval", "--weights", pair_str, "--tasks", "0"]);
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    assert!(text(&eval.stdout).contains("siamese (web, 8 views, committee of 2)"), "{}", text(&eval.stdout));
 }
 
 /// The values of every tensor of a weights file (parameter ids aside).
@@ -216,6 +226,30 @@ fn bad_input_fails_with_a_message_and_writes_nothing() {
     assert_fails(
         oneshot(&["eval", "--weights", "weights/web.osw", "--tasks", "5", "--adapt-norms", "1.5"]),
         &["\"1.5\" is not a number from 0 to 1"],
+    );
+
+    // Converting needs one network: the shipped committee of two is refused, saying so.
+    let one = dir.path().join("one.osw");
+    assert_fails(
+        oneshot(&["pack", "--weights", "weights/web.osw", "--out", one.to_str().unwrap()]),
+        &["committee of 2 networks"],
+    );
+    assert!(!one.exists());
+    // Its first network alone is the plain file it was packed from.
+    let first =
+        oneshot(&["pack", "--weights", "weights/web.osw", "--network", "1", "--out", one.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let shipped = std::fs::read("weights/web.osw").unwrap();
+    let packed = oneshot_core::weights::read(&std::fs::read(&one).unwrap()).unwrap();
+    let original =
+        oneshot_core::weights::read(oneshot_core::weights::committee::members(&shipped).unwrap()[0]).unwrap();
+    assert_eq!(
+        packed.tensors.iter().map(|t| &t.values).collect::<Vec<_>>(),
+        original.tensors.iter().map(|t| &t.values).collect::<Vec<_>>()
+    );
+    assert_fails(
+        oneshot(&["pack", "--weights", "weights/web.osw", "--network", "3", "--out", one.to_str().unwrap()]),
+        &["holds 2 network(s), not a network 3"],
     );
 
     let out = dir.path().join("never");

@@ -12,7 +12,13 @@ use oneshot_model::finetune::{FineTuneConfig, FineTuneError, FineTuneScope, Fine
 use oneshot_model::recognize::Recognizer;
 use oneshot_model::weights;
 
-const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");
+/// The shipped committee file.
+const SHIPPED_FILE: &[u8] = include_bytes!("../weights/web.osw");
+
+/// The committee's first network: fine-tuning trains each network alone (the page tunes both).
+fn shipped() -> &'static [u8] {
+    weights::members(SHIPPED_FILE).expect("the shipped committee")[0]
+}
 /// Drawers whose drawings the "user" supplies; the rest are held out as queries.
 const USER_DRAWERS: usize = 5;
 const STEPS: usize = 40;
@@ -41,7 +47,7 @@ fn fine_tuning_on_a_users_drawings_helps_on_other_drawers() {
         characters.iter().map(|c| c.drawings[..USER_DRAWERS].to_vec()).collect();
 
     let device = Device::flex();
-    let (config, model) = weights::from_bytes(SHIPPED, Some(&Preset::Web.config()), &device).unwrap();
+    let (config, model) = weights::from_bytes(shipped(), Some(&Preset::Web.config()), &device).unwrap();
     let before =
         accuracy(&Recognizer::new(model.clone(), config.clone(), device.clone()), &supports, &queries);
 
@@ -71,7 +77,7 @@ fn fine_tuning_on_a_users_drawings_helps_on_other_drawers() {
 #[test]
 fn fine_tuning_needs_two_characters_and_real_drawings() {
     let device = Device::flex();
-    let (config, model) = weights::from_bytes(SHIPPED, None, &device).unwrap();
+    let (config, model) = weights::from_bytes(shipped(), None, &device).unwrap();
     let dot = InkImage::from_ink(3, 3, vec![0, 0, 0, 0, 255, 0, 0, 0, 0]).unwrap();
     let blank = InkImage::from_ink(3, 3, vec![0; 9]).unwrap();
     let start = |classes| {
@@ -97,7 +103,7 @@ fn per_task_fine_tuning_starts_from_the_network_and_changes_it() {
         (0..3).map(|_| sampler.sample()).collect()
     };
     let device = Device::flex();
-    let (config, model) = weights::from_bytes(SHIPPED, None, &device).unwrap();
+    let (config, model) = weights::from_bytes(shipped(), None, &device).unwrap();
     let plain = Recognizer::new(model.clone(), config.clone(), device.clone()).with_views(2);
     let tuned = |steps| FineTunedPerTask {
         model: model.clone(),

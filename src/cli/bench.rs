@@ -16,7 +16,8 @@ pub struct BenchOptions {
     /// Architecture to time.
     #[arg(long, default_value = "web")]
     pub preset: Preset,
-    /// Weights to load (timings do not depend on them; default: a freshly initialised network).
+    /// Weights to load (timings do not depend on them; default: a freshly initialised network);
+    /// of a committee file, its first network is timed.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Timed repetitions of each inference measurement (after 3 warm-up runs).
@@ -51,7 +52,11 @@ pub struct ExportOptions {
 fn network(config: &SiameseConfig, weights: Option<&Path>, seed: Option<u64>) -> Result<Siamese, AnyError> {
     let device = Device::flex();
     Ok(match weights {
-        Some(path) => weights::load(path, Some(config), &device)?.1,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let first = weights::members(&bytes)?[0];
+            weights::from_bytes(first, Some(config), &device)?.1
+        }
         None => {
             if let Some(seed) = seed {
                 device.seed(seed);
@@ -97,6 +102,13 @@ pub struct PackOptions {
     /// The weights file to re-encode (any format this version reads).
     #[arg(long)]
     pub weights: PathBuf,
+    /// Further networks of the same architecture to pack with it into one committee file (they
+    /// answer together: each over its own views, their logits averaged); repeat for more.
+    #[arg(long)]
+    pub with: Vec<PathBuf>,
+    /// Of a committee file given as `--weights`, take this network alone (1 is the first).
+    #[arg(long)]
+    pub network: Option<usize>,
     /// Where to write it.
     #[arg(long)]
     pub out: PathBuf,
@@ -113,11 +125,33 @@ fn parse_encoding(name: &str) -> Result<weights::Encoding, String> {
     }
 }
 
-/// Re-encodes a weights file in the current format.
+/// Network `n` (from 1) of a committee file.
+fn one_network(path: &Path, n: usize) -> Result<(SiameseConfig, Siamese), AnyError> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let networks = weights::members(&bytes)?;
+    let network = n.checked_sub(1).and_then(|i| networks.get(i)).ok_or_else(|| {
+        format!("{} holds {} network(s), not a network {n}", path.display(), networks.len())
+    })?;
+    Ok(weights::from_bytes(network, None, &Device::flex())?)
+}
+
+/// Re-encodes a weights file in the current format, or several into a committee file.
 pub fn run_pack(options: &PackOptions) -> Result<(), AnyError> {
-    let (config, model) = weights::load(&options.weights, None, &Device::flex())?;
-    weights::save(&options.out, &model, &config, options.encoding)?;
-    let size = std::fs::metadata(&options.out)?.len();
-    println!("wrote {} ({size} bytes, {:?})", options.out.display(), options.encoding);
+    let mut files = Vec::new();
+    let mut first_config = None;
+    for (index, path) in std::iter::once(&options.weights).chain(&options.with).enumerate() {
+        let (config, model) = match options.network.filter(|_| index == 0) {
+            Some(n) => one_network(path, n)?,
+            None => weights::load(path, first_config.as_ref(), &Device::flex())?,
+        };
+        files.push(weights::to_bytes(&model, &config, options.encoding));
+        first_config.get_or_insert(config);
+    }
+    let bytes = weights::join(&files.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    oneshot_core::write_atomically(&options.out, &bytes)
+        .map_err(|e| format!("{}: {e}", options.out.display()))?;
+    let networks =
+        if files.len() > 1 { format!(", a committee of {} networks", files.len()) } else { String::new() };
+    println!("wrote {} ({} bytes, {:?}{networks})", options.out.display(), bytes.len(), options.encoding);
     Ok(())
 }

@@ -3,11 +3,12 @@
 //! tasks given as human pen strokes painted at several sizes; [`rerank`]: test-time variants
 //! measured against the plain network (committees, hub demotion).
 
+use burn::tensor::Tensor;
 use oneshot_core::architecture::Preset;
 use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
 use oneshot_core::recognize::{CpuRecognizer, argmax};
 use oneshot_data::{OneShotRun, Task};
-use oneshot_model::recognize::Recognizer;
+use oneshot_model::recognize::{Committee, Recognizer};
 use rayon::prelude::*;
 
 pub mod adapted;
@@ -37,17 +38,35 @@ pub trait OneShotClassifier: Sync {
 }
 
 /// The table name of a Siamese network.
-fn siamese_name(preset: Preset, views: usize) -> String {
-    match views {
-        1 => format!("siamese ({})", preset.name()),
-        n => format!("siamese ({}, {n} views)", preset.name()),
+fn siamese_name(preset: Preset, views: usize, networks: usize) -> String {
+    let views = match views {
+        1 => String::new(),
+        n => format!(", {n} views"),
+    };
+    match networks {
+        1 => format!("siamese ({}{views})", preset.name()),
+        n => format!("siamese ({}{views}, committee of {n})", preset.name()),
     }
+}
+
+/// For each query, the support of the highest logit, from every picture's embedding (supports
+/// first, then queries) and the logits of queries against supports. Ranked by logits: the
+/// sigmoid rounds confident matches to exactly 1, which would tie.
+fn classify_embedded(
+    embeddings: Tensor<2>,
+    supports: usize,
+    queries: usize,
+    logits: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
+) -> Vec<usize> {
+    let logits = logits(embeddings.clone().narrow(0, supports, queries), embeddings.narrow(0, 0, supports));
+    let values = logits.into_data().try_to_vec::<f32>().expect("logits are f32");
+    values.chunks(supports).map(argmax).collect()
 }
 
 /// The Burn-free recognizer (what `eval` runs, and the page on the CPU).
 impl OneShotClassifier for CpuRecognizer {
     fn name(&self) -> String {
-        siamese_name(self.config().preset, self.views())
+        siamese_name(self.config().preset, self.views(), self.networks())
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
@@ -58,17 +77,26 @@ impl OneShotClassifier for CpuRecognizer {
 /// A network in training, on any Burn device.
 impl OneShotClassifier for Recognizer {
     fn name(&self) -> String {
-        siamese_name(self.config().preset, self.views())
+        siamese_name(self.config().preset, self.views(), 1)
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
         let all: Vec<&InkImage> = supports.iter().chain(queries).copied().collect();
-        let embeddings = self.embed(&all)?;
-        let s = supports.len();
-        // Ranked by logits: the sigmoid rounds confident matches to exactly 1, which would tie.
-        let logits = self.logits(embeddings.clone().narrow(0, s, queries.len()), embeddings.narrow(0, 0, s));
-        let values = logits.into_data().try_to_vec::<f32>().expect("logits are f32");
-        Ok(values.chunks(s).map(argmax).collect())
+        let logits = |q, s| self.logits(q, s);
+        Ok(classify_embedded(self.embed(&all)?, supports.len(), queries.len(), logits))
+    }
+}
+
+/// A committee on any Burn device (what the page runs on WebGPU).
+impl OneShotClassifier for Committee {
+    fn name(&self) -> String {
+        siamese_name(self.config().preset, self.views(), self.members().len())
+    }
+
+    fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
+        let all: Vec<&InkImage> = supports.iter().chain(queries).copied().collect();
+        let logits = |q, s| self.logits(q, s);
+        Ok(classify_embedded(self.embed(&all)?, supports.len(), queries.len(), logits))
     }
 }
 

@@ -1,6 +1,8 @@
 //! Test-time variants of the shipped recognizer, measured against it by `eval` (`--with`,
-//! `--hubness`) and not used by the page: a committee of networks, and supports that resemble
-//! many others demoted. Figures: docs/training.md, "Committees and hub demotion".
+//! `--hubness`): a committee of networks given as separate files (the page runs the committee
+//! packed into its weights file, `oneshot pack --with`, which ranks as this one does), and
+//! supports that resemble many others demoted (not used by the page). Figures:
+//! docs/training.md, "Committees and hub demotion".
 
 use oneshot_core::preprocess::{InkImage, PreprocessError};
 use oneshot_core::recognize::{CpuRecognizer, argmax};

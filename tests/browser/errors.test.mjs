@@ -8,16 +8,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { base, launch, openPage, root, startServer, stopServer } from './harness.mjs';
+import { base, launch, networksOf, openPage, root, startServer, stopServer } from './harness.mjs';
 
 before(startServer);
 after(stopServer);
 
 const shipped = readFileSync(join(root, 'weights/web.osw'));
 
-/** The shipped weights with the head's bias (the last `f32` of the payload) moved by `delta`. */
+/** The shipped committee's first network with its head's bias (the last `f32` of the payload) moved by `delta`. */
 function withHeadBias(delta) {
-  const bytes = Buffer.from(shipped);
+  const bytes = Buffer.from(networksOf(shipped)[0]);
   const headerEnd = 12 + bytes.readUInt32LE(8);
   const header = JSON.parse(bytes.subarray(12, headerEnd).toString());
   const payload = bytes.subarray(headerEnd);

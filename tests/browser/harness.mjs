@@ -64,3 +64,20 @@ export async function openPage({ webgpu = false, query = '', hasTouch = false, v
   await page.evaluate(() => window.oneshot.idle());
   return { browser, context, page, problems };
 }
+
+/**
+ * The networks of a weights file, each a plain weights file: the members of a committee file
+ * (`ONESHOTC`, a u32 count, then a u32 length and the bytes of each; see
+ * crates/core/src/weights/committee.rs), or the file itself.
+ */
+export function networksOf(bytes) {
+  if (bytes.subarray(0, 8).toString() !== 'ONESHOTC') return [bytes];
+  const networks = [];
+  let at = 12;
+  for (let i = 0; i < bytes.readUInt32LE(8); i++) {
+    const length = bytes.readUInt32LE(at);
+    networks.push(bytes.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return networks;
+}

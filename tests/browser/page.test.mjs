@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binary, openPage as open, root, startServer, stopServer } from './harness.mjs';
+import { binary, networksOf, openPage as open, root, startServer, stopServer } from './harness.mjs';
 
 const weights = join(root, 'weights/web.osw');
 const work = mkdtempSync(join(tmpdir(), 'oneshot-browser-'));
@@ -157,13 +157,14 @@ test('bad input gives messages, no panics, and the page stays usable', async () 
       return page.locator('#model-message').innerText();
     };
     assert.match(await setWeights('half.osw', bytes.subarray(0, bytes.length >> 1)), /truncated/);
-    const headerLength = bytes.readUInt32LE(8);
-    const header = JSON.parse(bytes.subarray(12, 12 + headerLength).toString());
+    const network = networksOf(bytes)[0];
+    const headerLength = network.readUInt32LE(8);
+    const header = JSON.parse(network.subarray(12, 12 + headerLength).toString());
     header.config.preset = 'Koch';
     const json = Buffer.from(JSON.stringify(header));
     const length = Buffer.alloc(4);
     length.writeUInt32LE(json.length);
-    const koch = Buffer.concat([bytes.subarray(0, 8), length, json, bytes.subarray(12 + headerLength)]);
+    const koch = Buffer.concat([network.subarray(0, 8), length, json, network.subarray(12 + headerLength)]);
     assert.match(await setWeights('koch.osw', koch), /Koch/);
 
     // Still usable: a real drawing is scored again.
@@ -263,7 +264,10 @@ for (const webgpu of [true, false]) {
       const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#weights-download').click()]);
       const file = join(work, `finetuned-${webgpu ? 'gpu' : 'cpu'}.osw`);
       await download.saveAs(file);
-      assert.equal(readFileSync(file).subarray(0, 8).toString(), 'ONESHOTW');
+      // Both networks of the shipped committee were tuned: a committee file of two weights files.
+      const networks = networksOf(readFileSync(file));
+      assert.equal(networks.length, 2);
+      networks.forEach((n) => assert.equal(n.subarray(0, 8).toString(), 'ONESHOTW'));
       await page.locator('#weights-reset').click();
       await waitFor(page, () => document.getElementById('model-message').textContent.includes('shipped'));
       (await scoresOf(page)).forEach((s, i) => assert.ok(Math.abs(s - shipped[i]) < 1e-6, `reset: ${s} vs ${shipped[i]}`));

@@ -19,11 +19,15 @@ pub const DEFAULT_VIEWS: usize = 8;
 /// Burn's batch-norm ε (`BatchNormConfig`'s default), which the networks are trained with.
 pub const BATCH_NORM_EPSILON: f32 = 1e-5;
 
-/// A trained network on the CPU, with the preprocessing its input size needs.
+/// A trained network on the CPU, with the preprocessing its input size needs — or a committee
+/// of networks of one architecture, answering as one: a view's embedding is every network's
+/// embedding of it back to back, and the head's weights are theirs side by side, each divided
+/// by their number, so a logit is the mean of the networks' logits.
 #[derive(Debug, Clone)]
 pub struct CpuRecognizer {
     config: SiameseConfig,
-    embedder: Embedder,
+    /// One per network of the committee (one for a single network).
+    embedders: Vec<Embedder>,
     head_weight: Vec<f32>,
     head_bias: f32,
     preprocessor: Preprocessor,
@@ -31,12 +35,46 @@ pub struct CpuRecognizer {
 }
 
 impl CpuRecognizer {
-    /// The network of a weights file; with `expected`, a file of another architecture is
-    /// refused.
+    /// The network of a weights file, or the committee of a committee file; with `expected`, a
+    /// file of another architecture is refused.
     pub fn from_bytes(bytes: &[u8], expected: Option<&SiameseConfig>) -> Result<Self, WeightsError> {
-        let file = weights::read(bytes)?;
-        weights::check_expected(&file.config, expected)?;
-        Self::new(file.config, &file.tensors)
+        let networks = weights::committee::members(bytes)?
+            .into_iter()
+            .map(|member| {
+                let file = weights::read(member)?;
+                weights::check_expected(&file.config, expected)?;
+                Self::new(file.config, &file.tensors)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::committee(networks)
+    }
+
+    /// Networks of one architecture answering together (see [`CpuRecognizer`]); the first's
+    /// views are kept. One network is returned as it is.
+    pub fn committee(networks: Vec<CpuRecognizer>) -> Result<Self, WeightsError> {
+        let mut networks = networks.into_iter();
+        let mut first = networks.next().ok_or(WeightsError::Committee(0))?;
+        let rest: Vec<CpuRecognizer> = networks.collect();
+        if rest.is_empty() {
+            return Ok(first);
+        }
+        if rest.iter().any(|r| r.config != first.config || r.embedders.len() != 1) {
+            return Err(WeightsError::MixedCommittee);
+        }
+        let share = 1.0 / (rest.len() + 1) as f32;
+        first.head_weight.iter_mut().for_each(|w| *w *= share);
+        first.head_bias *= share;
+        for other in rest {
+            first.head_weight.extend(other.head_weight.iter().map(|w| w * share));
+            first.head_bias += other.head_bias * share;
+            first.embedders.extend(other.embedders);
+        }
+        Ok(first)
+    }
+
+    /// How many networks answer together (1 for a single network).
+    pub fn networks(&self) -> usize {
+        self.embedders.len()
     }
 
     /// The network of `config` with `tensors` in its visiting order (per stage: convolution
@@ -77,7 +115,7 @@ impl CpuRecognizer {
         let head_bias = tensors.next(&[1])?[0];
         tensors.finish()?;
         Ok(Self {
-            embedder: Embedder::new(&config.net_shape(), convs, embed),
+            embedders: vec![Embedder::new(&config.net_shape(), convs, embed)],
             preprocessor: Preprocessor::new(config.input_size),
             views: vec![Distortion::NONE],
             head_weight,
@@ -109,15 +147,15 @@ impl CpuRecognizer {
         self.preprocessor
     }
 
-    /// Width of the network's embedding of one view.
+    /// Width of the embedding of one view: every network's, back to back.
     pub fn embedding_width(&self) -> usize {
-        self.config.embedding
+        self.config.embedding * self.embedders.len()
     }
 
     /// Width of a picture's embedding, as [`embed`](Self::embed) returns it and
     /// [`scores`](Self::scores) takes it: one embedding per view, back to back.
     pub fn picture_width(&self) -> usize {
-        self.config.embedding * self.views.len()
+        self.embedding_width() * self.views.len()
     }
 
     /// What the network sees of a picture: one preprocessed input (`size²` values) per view.
@@ -145,7 +183,16 @@ impl CpuRecognizer {
     /// # Panics
     /// If an input does not have `size²` values.
     pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Vec<f32> {
-        self.embedder.embed(inputs)
+        if let [only] = self.embedders.as_slice() {
+            return only.embed(inputs);
+        }
+        let each: Vec<Vec<f32>> = self.embedders.iter().map(|e| e.embed(inputs)).collect();
+        let width = self.config.embedding;
+        let mut out = Vec::with_capacity(inputs.len() * self.embedding_width());
+        for i in 0..inputs.len() {
+            each.iter().for_each(|network| out.extend_from_slice(&network[i * width..(i + 1) * width]));
+        }
+        out
     }
 
     /// Same-character probabilities of every query against every support (picture embeddings

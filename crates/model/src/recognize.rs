@@ -131,3 +131,127 @@ impl Recognizer {
         self.folded.cross_logits_views(queries, supports, self.views.len())
     }
 }
+
+/// Networks of one architecture answering together on any device, as
+/// `oneshot_core::recognize::CpuRecognizer` does for a committee file: a view's embedding is
+/// every network's embedding of it back to back, a logit the mean of the networks' logits. A
+/// single network is a committee of one.
+#[derive(Debug, Clone)]
+pub struct Committee {
+    members: Vec<Recognizer>,
+}
+
+impl Committee {
+    /// The networks of a weights file or committee file on `device`, each seeing every picture
+    /// through `views` views; with `expected`, a network of another architecture is refused.
+    pub fn from_bytes(
+        bytes: &[u8],
+        expected: Option<&SiameseConfig>,
+        device: &Device,
+        views: usize,
+    ) -> Result<Self, crate::weights::WeightsError> {
+        let mut members = Vec::new();
+        for file in crate::weights::members(bytes)? {
+            let (config, model) = crate::weights::from_bytes(
+                file,
+                expected.or(members.first().map(Recognizer::config)),
+                device,
+            )?;
+            members.push(Recognizer::new(model, config, device.clone()).with_views(views));
+        }
+        Ok(Self { members })
+    }
+
+    /// The networks, in the file's order (to fine-tune each).
+    pub fn members(&self) -> &[Recognizer] {
+        &self.members
+    }
+
+    fn first(&self) -> &Recognizer {
+        &self.members[0]
+    }
+
+    /// The architecture of every network.
+    pub fn config(&self) -> &SiameseConfig {
+        self.first().config()
+    }
+
+    /// How many views each picture is embedded from.
+    pub fn views(&self) -> usize {
+        self.first().views()
+    }
+
+    /// The device the networks run on.
+    pub fn device(&self) -> &Device {
+        self.first().device()
+    }
+
+    /// Width of one view's embedding: every network's, back to back.
+    pub fn embedding_width(&self) -> usize {
+        self.config().embedding * self.members.len()
+    }
+
+    /// What the networks see of a picture: one preprocessed input per view.
+    pub fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, PreprocessError> {
+        self.first().render_views(image)
+    }
+
+    /// Every view of pictures given as what the networks see of them (see
+    /// [`Recognizer::views_of_renders`]).
+    pub fn views_of_renders(&self, renders: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        self.first().views_of_renders(renders)
+    }
+
+    /// Embeds pictures: `[n, views · embedding_width()]`.
+    pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
+        let mut inputs = Vec::with_capacity(images.len() * self.views());
+        for image in images {
+            inputs.extend(self.render_views(image)?);
+        }
+        Ok(self.embed_views(&inputs))
+    }
+
+    /// Embeds already preprocessed inputs: `[n, embedding_width()]`.
+    pub fn embed_preprocessed(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
+        Tensor::cat(self.members.iter().map(|m| m.embed_preprocessed(inputs)).collect(), 1)
+    }
+
+    /// Embeds pictures given as their views, `views()` inputs per picture: `[n, views ·
+    /// embedding_width()]`.
+    pub fn embed_views(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
+        let embeddings = self.embed_preprocessed(inputs);
+        let [rows, width] = embeddings.dims();
+        let views = self.views();
+        embeddings.reshape([rows / views, views * width])
+    }
+
+    /// The mean of the networks' logits, `[q, s]`, for pictures embedded as
+    /// [`embed_views`](Self::embed_views) makes them.
+    pub fn logits(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
+        let [networks, views, width] = [self.members.len(), self.views(), self.config().embedding];
+        if networks == 1 {
+            return self.first().logits(queries, supports);
+        }
+        let own = |pictures: &Tensor<2>, m: usize| {
+            let rows = pictures.dims()[0];
+            pictures
+                .clone()
+                .reshape([rows, views, networks, width])
+                .narrow(2, m, 1)
+                .reshape([rows, views * width])
+        };
+        let sum = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(m, member)| member.logits(own(&queries, m), own(&supports, m)))
+            .reduce(|a, b| a + b)
+            .expect("a committee has a network");
+        sum / networks as f32
+    }
+
+    /// Same-character probabilities: the sigmoid of [`logits`](Self::logits).
+    pub fn scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
+        burn::tensor::activation::sigmoid(self.logits(queries, supports))
+    }
+}

@@ -23,9 +23,9 @@ pub(crate) struct BackendInfo {
 pub(crate) enum Net {
     /// The project's kernels on the CPU.
     Cpu(CpuRecognizer),
-    /// Burn on WebGPU.
+    /// Burn on WebGPU (every network of a committee file).
     #[cfg(feature = "webgpu")]
-    Gpu(oneshot_model::recognize::Recognizer),
+    Gpu(oneshot_model::recognize::Committee),
 }
 
 impl Net {
@@ -42,6 +42,15 @@ impl Net {
             Net::Cpu(r) => r.views(),
             #[cfg(feature = "webgpu")]
             Net::Gpu(r) => r.views(),
+        }
+    }
+
+    /// Width of one view's embedding (every network's of a committee, back to back).
+    fn embedding_width(&self) -> usize {
+        match self {
+            Net::Cpu(r) => r.embedding_width(),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => r.embedding_width(),
         }
     }
 
@@ -110,11 +119,11 @@ impl Net {
     #[cfg(feature = "webgpu")]
     fn embeddings(
         &self,
-        r: &oneshot_model::recognize::Recognizer,
+        r: &oneshot_model::recognize::Committee,
         values: Vec<f32>,
     ) -> burn::tensor::Tensor<2> {
         use burn::tensor::{Tensor, TensorData};
-        let width = self.config().embedding * r.views();
+        let width = r.embedding_width() * r.views();
         let rows = values.len() / width;
         Tensor::<2>::from_data(TensorData::new(values, [rows, width]), r.device())
     }
@@ -131,19 +140,22 @@ pub struct Engine {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Loads a weights file of the `web` preset onto WebGPU when `use_gpu` is true, this build
-    /// has WebGPU and an adapter is available, otherwise onto the CPU (the project's kernels).
+    /// Loads a weights file of the `web` preset (or a committee file of such networks, which
+    /// answer together) onto WebGPU when `use_gpu` is true, this build has WebGPU and an adapter
+    /// is available, otherwise onto the CPU (the project's kernels).
     pub async fn create(use_gpu: bool, weights: Vec<u8>) -> Result<Engine, JsError> {
         let expected = Preset::Web.config();
         #[cfg(feature = "webgpu")]
         if use_gpu {
             match crate::gpu::device().await {
                 Ok((device, adapter)) => {
-                    let (config, model) =
-                        oneshot_model::weights::from_bytes(&weights, Some(&expected), &device)
-                            .map_err(js_error)?;
-                    let recognizer = oneshot_model::recognize::Recognizer::new(model, config, device)
-                        .with_views(DEFAULT_VIEWS);
+                    let recognizer = oneshot_model::recognize::Committee::from_bytes(
+                        &weights,
+                        Some(&expected),
+                        &device,
+                        DEFAULT_VIEWS,
+                    )
+                    .map_err(js_error)?;
                     let backend = BackendInfo { kind: "webgpu", detail: adapter };
                     return Ok(Engine { net: Net::Gpu(recognizer), backend, weights });
                 }
@@ -170,11 +182,16 @@ impl Engine {
         self.net.config().input_size
     }
 
-    /// Width of a drawing's embedding: the network's embedding of each of its views, back to
-    /// back.
+    /// Width of a drawing's embedding: the network's embedding of each of its views (every
+    /// network's, for a committee), back to back.
     #[wasm_bindgen(js_name = embeddingWidth)]
     pub fn embedding_width(&self) -> usize {
-        self.net.config().embedding * self.views()
+        self.net.embedding_width() * self.views()
+    }
+
+    /// How many networks answer together (1, or a committee file's count).
+    pub fn networks(&self) -> usize {
+        self.net.embedding_width() / self.net.config().embedding.max(1)
     }
 
     /// Views the recognizer sees each drawing through (the plain drawing, then its symmetries).
@@ -237,8 +254,8 @@ impl Engine {
     }
 
     /// Embeddings of already preprocessed images (`inputSize²` values each, concatenated), one
-    /// per image (`embeddingWidth() / views()` values each): the twin alone, as the benchmark
-    /// page times it against other stacks.
+    /// per image (`embeddingWidth() / views()` values each): the twin alone (every network's,
+    /// for a committee), as the benchmark page times it against other stacks.
     #[wasm_bindgen(js_name = embedImages)]
     pub async fn embed_images(&self, images: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let inputs = self.split_images(&images)?;

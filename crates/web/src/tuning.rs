@@ -1,5 +1,6 @@
 //! Fine-tuning in the page (the `cpu` and `webgpu` builds, which carry Burn): a copy of the
-//! engine's network trained for a few steps on the user's drawings (see `FineTuner`).
+//! engine's network — of each network, for a committee — trained for a few steps on the user's
+//! drawings (see `FineTuner`).
 
 use burn::tensor::Device;
 use oneshot_core::architecture::{Preset, SiameseConfig};
@@ -11,24 +12,32 @@ use wasm_bindgen::prelude::*;
 use crate::engine::{Engine, Net};
 use crate::input::{MAX_ITEMS, class_count, js_error, rgba_image, rgba_len, strokes_image};
 
-/// A fine-tuning run in progress (see [`FineTuner`]).
+/// A fine-tuning run in progress (see [`FineTuner`]): one per network of the engine.
 #[wasm_bindgen]
 pub struct FineTuning {
-    tuner: FineTuner,
-    config: SiameseConfig,
+    tuners: Vec<(FineTuner, SiameseConfig)>,
 }
 
 #[wasm_bindgen]
 impl FineTuning {
-    /// One optimisation step; resolves to its loss.
+    /// One optimisation step of every network; resolves to their mean loss.
     pub async fn step(&mut self) -> Result<f32, JsError> {
-        let loss = crate::read(self.tuner.step()).await?;
-        loss.first().copied().ok_or_else(|| JsError::new("the step returned no loss"))
+        let mut total = 0.0;
+        for (tuner, _) in &mut self.tuners {
+            let loss = crate::read(tuner.step()).await?;
+            total += loss.first().copied().ok_or_else(|| JsError::new("the step returned no loss"))?;
+        }
+        Ok(total / self.tuners.len().max(1) as f32)
     }
 
-    /// The fine-tuned network as a weights file, read back without blocking.
+    /// The fine-tuned networks as one weights file (a committee file for several), read back
+    /// without blocking.
     pub async fn weights(&self) -> Result<Vec<u8>, JsError> {
-        weights::to_bytes_async(&self.tuner.model(), &self.config).await.map_err(js_error)
+        let mut files = Vec::with_capacity(self.tuners.len());
+        for (tuner, config) in &self.tuners {
+            files.push(weights::to_bytes_async(&tuner.model(), config).await.map_err(js_error)?);
+        }
+        Ok(weights::join(&files.iter().map(Vec::as_slice).collect::<Vec<_>>()))
     }
 }
 
@@ -114,12 +123,15 @@ impl Engine {
         }
         let device = self.device();
         let expected = Preset::Web.config();
-        let (config, model) =
-            weights::from_bytes(&self.weights, Some(&expected), &device).map_err(js_error)?;
-        let tuner =
-            FineTuner::new(&model, config.input_size, drawings, FineTuneConfig::for_scope(scope), &device)
+        let mut tuners = Vec::new();
+        for file in weights::members(&self.weights).map_err(js_error)? {
+            let (config, model) = weights::from_bytes(file, Some(&expected), &device).map_err(js_error)?;
+            let settings = FineTuneConfig::for_scope(scope);
+            let tuner = FineTuner::new(&model, config.input_size, drawings.clone(), settings, &device)
                 .map_err(js_error)?;
-        Ok(FineTuning { tuner, config })
+            tuners.push((tuner, config));
+        }
+        Ok(FineTuning { tuners })
     }
 
     /// The device this engine's network runs on.

@@ -14,6 +14,7 @@
 //! Burn's burnpack record before December 2026, are read natively by `oneshot-model`, to convert
 //! them.) This module has no Burn in it: the page's first, small build reads weights with it.
 
+pub mod committee;
 mod format;
 
 use crate::architecture::SiameseConfig;
@@ -79,6 +80,15 @@ pub enum WeightsError {
     /// The tensors do not fit the architecture, or hold values that are not numbers.
     #[error("the weights do not fit the network: {0}")]
     Tensors(String),
+    /// A committee of several networks where one network is needed (training, fine-tuning a
+    /// single network, converting).
+    #[error(
+        "the file is a committee of {0} networks, where one network is needed (take one with `oneshot pack --network N`)"
+    )]
+    Committee(usize),
+    /// A committee whose networks differ in architecture.
+    #[error("the committee's networks differ in architecture: every network must be of the first one's")]
+    MixedCommittee,
     /// A file could not be read or written.
     #[cfg(not(target_arch = "wasm32"))]
     #[error("{path}: {source}")]
@@ -90,9 +100,11 @@ pub enum WeightsError {
     },
 }
 
-/// Reads only the architecture of a weights file, checking its integrity.
+/// Reads only the architecture of a weights file (of a committee's first network), checking
+/// its integrity.
 pub fn read_config(bytes: &[u8]) -> Result<SiameseConfig, WeightsError> {
-    read(bytes).map(|file| file.config)
+    let first = committee::members(bytes)?.into_iter().next().ok_or(WeightsError::NotWeights)?;
+    read(first).map(|file| file.config)
 }
 
 /// Refuses a file whose architecture is not `expected` (when given), naming both.

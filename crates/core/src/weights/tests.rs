@@ -1,5 +1,6 @@
-//! The format's checks on damaged, newer and hostile files, on the shipped network's file: no
-//! Burn here, as in the page's first build.
+//! The format's checks on damaged, newer and hostile files, on the shipped networks' files, and
+//! the shipped committee answering as its networks together: no Burn here, as in the page's
+//! first build.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -8,12 +9,17 @@ use super::*;
 use crate::architecture::Preset;
 use crate::recognize::CpuRecognizer;
 
-/// The shipped network (8-bit).
-const SHIPPED: &[u8] = include_bytes!("../../../../weights/web.osw");
+/// The shipped committee file (two 8-bit networks).
+const SHIPPED_FILE: &[u8] = include_bytes!("../../../../weights/web.osw");
+
+/// The committee's first network, a plain weights file.
+fn shipped() -> &'static [u8] {
+    committee::members(SHIPPED_FILE).unwrap()[0]
+}
 
 /// The shipped network's tensors as exact `f32`.
 fn exact() -> Vec<u8> {
-    let file = read(SHIPPED).unwrap();
+    let file = read(shipped()).unwrap();
     write(&file.config, &file.tensors, Encoding::F32)
 }
 
@@ -68,7 +74,7 @@ fn damaged_files_are_rejected_with_reasons() {
 
 #[test]
 fn newer_and_older_formats_say_so() {
-    let (mut header, payload) = parts(SHIPPED);
+    let (mut header, payload) = parts(shipped());
     header["format"] = 3.into();
     let newer = read(&assemble(header, &payload)).err().unwrap();
     assert!(matches!(newer, WeightsError::NewerFormat { found: 3, supported: 2 }));
@@ -77,14 +83,14 @@ fn newer_and_older_formats_say_so() {
 
 #[test]
 fn unbuildable_architectures_are_refused_before_anything_is_allocated() {
-    let (mut header, payload) = parts(SHIPPED);
+    let (mut header, payload) = parts(shipped());
     header["config"]["stages"][0]["channels"] = 1_000_000.into();
     assert!(matches!(read(&assemble(header, &payload)), Err(WeightsError::Architecture(_))));
 }
 
 #[test]
 fn q8_and_f32_round_trip() {
-    let file = read(SHIPPED).unwrap();
+    let file = read(shipped()).unwrap();
     let again = read(&write(&file.config, &file.tensors, Encoding::Q8)).unwrap();
     // Re-quantising 8-bit values on the same scales is exact.
     assert_eq!(again.tensors, file.tensors);
@@ -96,7 +102,7 @@ fn q8_and_f32_round_trip() {
 /// behind it are reached too: the reader never panics, and every refusal says why.
 #[test]
 fn fuzzed_files_never_panic() {
-    let valid = [exact(), SHIPPED.to_vec()];
+    let valid = [exact(), shipped().to_vec()];
     let mut rng = StdRng::seed_from_u64(0xF022);
     let (mut accepted, mut refused) = (0, 0);
     for round in 0..10_000 {
@@ -157,4 +163,35 @@ fn fuzzed_files_never_panic() {
     }
     // Most damage is caught; a byte flipped in a value and re-checksummed is still a network.
     assert!(refused > 8_000, "{refused} refused, {accepted} accepted");
+}
+
+/// The page runs the shipped committee as one recognizer: a logit is the mean of its two
+/// networks' logits, and damage to either network refuses the whole file.
+#[test]
+fn the_shipped_committee_answers_with_its_networks_mean_logit() {
+    let networks = committee::members(SHIPPED_FILE).unwrap();
+    assert_eq!(networks.len(), 2);
+    let both = load(SHIPPED_FILE).unwrap();
+    let each: Vec<CpuRecognizer> = networks.iter().map(|n| load(n).unwrap()).collect();
+    assert_eq!((both.networks(), both.embedding_width()), (2, 2 * each[0].embedding_width()));
+    let mut rng = StdRng::seed_from_u64(3);
+    let side = both.config().input_size;
+    let pictures: Vec<Vec<f32>> =
+        (0..4).map(|_| (0..side * side).map(|_| rng.random_range(0.0..1.0)).collect()).collect();
+    let logits = |r: &CpuRecognizer| {
+        let embedded = r.embed_preprocessed(&pictures);
+        let width = r.picture_width();
+        r.logits(&embedded[..width], &embedded[width..])
+    };
+    let (a, b, together) = (logits(&each[0]), logits(&each[1]), logits(&both));
+    assert_eq!(together.len(), 3);
+    assert!(a.iter().zip(&b).any(|(a, b)| (a - b).abs() > 0.1), "the networks differ: {a:?} {b:?}");
+    for ((t, a), b) in together.iter().zip(&a).zip(&b) {
+        assert!((t - (a + b) / 2.0).abs() < 1e-4, "{t} is not the mean of {a} and {b}");
+    }
+
+    let mut damaged = SHIPPED_FILE.to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x55;
+    assert!(matches!(load(&damaged), Err(WeightsError::Checksum)));
 }

@@ -14,6 +14,7 @@ use oneshot_core::weights::{self as format, TensorValues, check_expected};
 
 use crate::network::Siamese;
 
+pub use oneshot_core::weights::committee::{join, members};
 pub use oneshot_core::weights::{Encoding, WeightsError, read_config};
 pub use tensors::{DeviceTensor, collect};
 
@@ -48,12 +49,17 @@ pub async fn to_bytes_async(model: &Siamese, config: &SiameseConfig) -> Result<V
 }
 
 /// Builds the network stored in `bytes` on `device`. With `expected`, a file of any other
-/// architecture is rejected, naming both.
+/// architecture is rejected, naming both. A committee file of several networks is refused
+/// (take its [`members`] one by one).
 pub fn from_bytes(
     bytes: &[u8],
     expected: Option<&SiameseConfig>,
     device: &Device,
 ) -> Result<(SiameseConfig, Siamese), WeightsError> {
+    let bytes = match members(bytes)?.as_slice() {
+        [only] => *only,
+        several => return Err(WeightsError::Committee(several.len())),
+    };
     #[cfg(not(target_arch = "wasm32"))]
     if format::is_format_1(bytes) {
         let (config, payload) = legacy::split(bytes)?;
