@@ -189,11 +189,6 @@ impl Engine {
         self.net.embedding_width() * self.views()
     }
 
-    /// How many networks answer together (1, or a committee file's count).
-    pub fn networks(&self) -> usize {
-        self.net.embedding_width() / self.net.config().embedding.max(1)
-    }
-
     /// Views the recognizer sees each drawing through (the plain drawing, then its symmetries).
     pub fn views(&self) -> usize {
         self.net.views()
