@@ -71,10 +71,12 @@ const bytes = (files) => {
   }
   return { raw, gz };
 };
-// Ours: a build's glue and wasm plus the weights file, as the page fetches them (site/app-HASH/).
+// Ours: a build's glue and wasm (site/app-HASH/) plus one network as the page ships it (8-bit,
+// DIR/web/page-network.osw, written by scripts/bench-compare), like for like with the peers' one
+// network. The page's weights file holds a committee of networks: reported apart below.
 const app = readdirSync(site).find((f) => f.startsWith('app-'));
-const weights = readdirSync(resolve(site, 'weights')).map((f) => `weights/${f}`);
-const build = (flavour) => [`${app}/pkg/${flavour}/oneshot_bg.wasm`, `${app}/pkg/${flavour}/oneshot.js`, ...weights];
+const build = (flavour) => [`${app}/pkg/${flavour}/oneshot_bg.wasm`, `${app}/pkg/${flavour}/oneshot.js`, `${data}/page-network.osw`];
+const pageWeights = bytes(readdirSync(resolve(site, 'weights')).map((f) => `weights/${f}`));
 const downloads = {
   oursCpu: bytes(build('lite')),
   oursGpu: bytes(build('gpu')),
@@ -139,7 +141,7 @@ const tune = [page.oursGpu, page.oursCpu].map((r) => find(r.rows, 'train_episode
 if (tune.length) {
   console.log(`\nFine-tuning in the page (no peer: onnxruntime-web does not train, and a TensorFlow.js training loop is not written): ${[page.oursGpu, page.oursCpu].map((r) => { const t = find(r.rows, 'train_episode'); return t ? `${r.stack} ${t.pairs_per_second.toFixed(0)} scored pairs/s (${fmtMs(ms(t))} per 20-way step)` : ''; }).filter(Boolean).join('; ')}.`);
 }
-console.log(`Downloads, raw / gzipped: ours lite ${fmtMB(downloads.oursCpu.raw)} / ${fmtMB(downloads.oursCpu.gz)}, gpu ${fmtMB(downloads.oursGpu.raw)} / ${fmtMB(downloads.oursGpu.gz)}; onnxruntime-web wasm ${fmtMB(downloads.ortWasm.raw)} / ${fmtMB(downloads.ortWasm.gz)}, webgpu ${fmtMB(downloads.ortGpu.raw)} / ${fmtMB(downloads.ortGpu.gz)}; TensorFlow.js wasm ${fmtMB(downloads.tfjsWasm.raw)} / ${fmtMB(downloads.tfjsWasm.gz)}, webgpu ${fmtMB(downloads.tfjsGpu.raw)} / ${fmtMB(downloads.tfjsGpu.gz)}.`);
+console.log(`Downloads, raw / gzipped: ours lite ${fmtMB(downloads.oursCpu.raw)} / ${fmtMB(downloads.oursCpu.gz)}, gpu ${fmtMB(downloads.oursGpu.raw)} / ${fmtMB(downloads.oursGpu.gz)}; onnxruntime-web wasm ${fmtMB(downloads.ortWasm.raw)} / ${fmtMB(downloads.ortWasm.gz)}, webgpu ${fmtMB(downloads.ortGpu.raw)} / ${fmtMB(downloads.ortGpu.gz)}; TensorFlow.js wasm ${fmtMB(downloads.tfjsWasm.raw)} / ${fmtMB(downloads.tfjsWasm.gz)}, webgpu ${fmtMB(downloads.tfjsGpu.raw)} / ${fmtMB(downloads.tfjsGpu.gz)}. The page's own weights file (site/weights/, every network of its committee) adds ${fmtMB(pageWeights.raw)} / ${fmtMB(pageWeights.gz)} in place of the one network above.`);
 const agreement = { native: Object.fromEntries(Object.entries(native).map(([p, n]) => [p, n.peers.agreement])), page: Object.fromEntries(Object.entries(page).map(([k, r]) => [k, r.agreement])) };
 console.log(`Largest difference from our reference outputs (checked ≤ 1e-4 before timing): ${Math.max(...Object.values(agreement).flatMap((o) => Object.values(o).flatMap((a) => Object.values(a)))).toExponential(1)}.`);
-writeFileSync(resolve(dir, 'results.json'), JSON.stringify({ date, machine, repetitions: Number(repsArg), native, page, downloads, agreement }, null, 2));
+writeFileSync(resolve(dir, 'results.json'), JSON.stringify({ date, machine, repetitions: Number(repsArg), native, page, downloads, pageWeights, agreement }, null, 2));

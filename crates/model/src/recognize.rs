@@ -79,16 +79,22 @@ impl Recognizer {
 
     /// Embeds pictures: `[n, views · embedding]`, each picture's view embeddings back to back.
     pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
-        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
-        for image in images {
-            inputs.extend(self.render_views(image)?);
-        }
-        Ok(self.embed_views(&inputs))
+        Ok(self.embed_views(&self.render_all_views(images)?))
     }
 
     /// What the network sees of a picture: one preprocessed input (`size²` values) per view.
     pub fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, PreprocessError> {
         self.views.iter().map(|view| self.preprocessor.render_distorted(image, view)).collect()
+    }
+
+    /// [`render_views`](Self::render_views) of every picture, concatenated: what
+    /// [`embed_views`](Self::embed_views) takes.
+    pub fn render_all_views(&self, images: &[&InkImage]) -> Result<Vec<Vec<f32>>, PreprocessError> {
+        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
+        for image in images {
+            inputs.extend(self.render_views(image)?);
+        }
+        Ok(inputs)
     }
 
     /// Every view of pictures given as what the network sees of them, `views()` per picture
@@ -204,11 +210,7 @@ impl Committee {
 
     /// Embeds pictures: `[n, views · embedding_width()]`.
     pub fn embed(&self, images: &[&InkImage]) -> Result<Tensor<2>, PreprocessError> {
-        let mut inputs = Vec::with_capacity(images.len() * self.views());
-        for image in images {
-            inputs.extend(self.render_views(image)?);
-        }
-        Ok(self.embed_views(&inputs))
+        Ok(self.embed_views(&self.first().render_all_views(images)?))
     }
 
     /// Embeds already preprocessed inputs: `[n, embedding_width()]`.
