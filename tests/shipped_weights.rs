@@ -17,14 +17,14 @@ use oneshot_model::weights;
 /// The page ships exactly this file: a committee of two networks.
 const SHIPPED: &[u8] = include_bytes!("../weights/web.osw");
 
-/// The committee's networks, each a plain weights file: the first shipped alone until
-/// 2026-12-05, the second trained with chimeras (docs/training.md).
+/// The committee's networks, each a plain weights file: both from `scripts/train-web`, the second
+/// trained with chimeras (docs/training.md).
 fn networks() -> Vec<&'static [u8]> {
     weights::members(SHIPPED).expect("the shipped committee")
 }
 /// Accuracy reported in the README for the shipped weights (`oneshot eval --tasks 1000 --way 20`,
 /// seed 1, the page's views), in percent.
-const REPORTED_LAKE_ACCURACY: f64 = 99.2;
+const REPORTED_LAKE_ACCURACY: f64 = 99.0;
 const REPORTED_FRESH_20_WAY: f64 = 90.6;
 
 /// A weights file's network, loaded as the `web` preset, seeing the page's views.
@@ -81,8 +81,8 @@ fn burn_reads_the_shipped_weights_as_the_cpu_path_does() {
 
 /// `eval --adapt-norms`: batch-norm statistics partly from each task's supports, on the
 /// committee's first network. Blend 0 is that network as it is; 0.6 (chosen on the validation
-/// alphabets) answers better there: 88.0 → 88.8 % on 10,000 trials, and on these 1,000
-/// (another seed) 90.0 → 90.4 %.
+/// alphabets for the first network of 2026-12-02: 88.0 → 88.8 % on 10,000 trials, and on these
+/// 1,000, another seed, 90.0 → 90.4 %) still answers better here with today's.
 #[test]
 fn norm_statistics_from_the_supports_answer_better_on_new_alphabets() {
     use oneshot::eval::adapted::NormsAdaptedPerTask;
@@ -139,7 +139,7 @@ fn a_committee_sums_its_members_logits() {
 #[test]
 fn each_network_of_the_committee_keeps_its_validation_accuracy() {
     /// Measured on these 200 trials when the committee was packed, in percent.
-    const MEASURED: [f64; 2] = [89.0, 90.0];
+    const MEASURED: [f64; 2] = [89.5, 89.0];
     for (network, measured) in networks().into_iter().zip(MEASURED) {
         let accuracy = fresh_20_way(&web_network(network), Split::Validation, 200, 5);
         eprintln!("network alone: {accuracy:.2} % on 200 fresh validation trials");
