@@ -27,6 +27,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a network on the background alphabets, validating on the validation alphabets.
+    // An option given twice takes its last value, so a recipe (`scripts/train-web`) can be
+    // shortened or redirected by options appended to it.
+    #[command(args_override_self = true)]
     Train(TrainOptions),
     /// Measure one-shot accuracy on Lake's runs and on random within-alphabet tasks.
     Eval(EvalOptions),

@@ -189,6 +189,59 @@ fn koch_preset_trains() {
     assert_eq!(config, oneshot_core::architecture::Preset::Koch.config());
 }
 
+/// `scripts/train-web`, the one command that trains the shipped committee, shortened by options
+/// appended to its recipe (the last value of an option wins): both networks train with the
+/// recipe's other options, the second with chimeras, and land packed in one file; run again, it
+/// resumes both finished runs, trains nothing more and packs them again.
+#[test]
+fn the_committee_recipe_trains_two_networks_and_packs_them() {
+    let dir = common::temp_dir("oneshot-train-web");
+    let out = dir.path().join("committee");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/train-web");
+    let run = || {
+        Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .args(["--iterations", "2", "--eval-every", "2", "--val-tasks", "2", "--data-dir"])
+            .arg(common::data_dir())
+            .env("ONESHOT_BIN", env!("CARGO_BIN_EXE_oneshot"))
+            .output()
+            .expect("bash runs the script")
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let options = |name: &str| -> serde_json::Value {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(name).join("state.json")).unwrap()).unwrap();
+        assert_eq!(state["iteration"], 2, "{name}: the appended --iterations wins");
+        state["options"].clone()
+    };
+    let (plain, chimeras) = (options("first"), options("chimeras"));
+    for recipe in [&plain, &chimeras] {
+        assert_eq!(recipe["way"], 40);
+        assert_eq!(recipe["symmetries"], "Dihedral");
+        assert_eq!(recipe["stroke_widths"], true);
+    }
+    assert!(plain["chimeras"].is_null() && plain["fragments"].is_null());
+    assert_eq!((chimeras["fragments"].as_f64(), chimeras["chimeras"].as_f64()), (Some(0.3), Some(0.2)));
+
+    let committee = || {
+        let packed = std::fs::read(out.join("web.osw")).unwrap();
+        let members = oneshot_core::weights::committee::members(&packed).expect("a committee file");
+        assert_eq!(members.len(), 2);
+        assert!(members[0] != members[1], "two networks trained apart");
+    };
+    committee();
+    let best = || ["first", "chimeras"].map(|name| std::fs::read(out.join(name).join("best.osw")).unwrap());
+    let trained = best();
+
+    let again = run();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stderr).matches("resuming").count(), 2, "{}", text(&again.stderr));
+    assert!(best() == trained, "a finished run trained again");
+    committee();
+}
+
 /// Asserts that a run failed and said each of `needles` on stderr.
 fn assert_fails(run: Output, needles: &[&str]) {
     let stderr = text(&run.stderr);
