@@ -174,6 +174,7 @@ impl TrainOptions {
         if let Some(width) = self.embedding {
             config.embedding = width;
         }
+        config.product_head |= self.product_head;
         if config.feature_size().is_none() || config.embedding == 0 {
             return Err(TrainError::Invalid("the stages shrink that input to nothing".into()));
         }
@@ -303,6 +304,11 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub embedding: Option<usize>,
+    /// Add a product term to the similarity head, `u · (h₁ ⊙ h₂)` beside Koch et al.'s weighted
+    /// L1, so two drawings that both have a feature score otherwise than two that both lack it.
+    #[arg(long)]
+    #[serde(default)]
+    pub product_head: bool,
     /// Start from these weights instead of a random network (a new run, warm-started).
     #[arg(long)]
     #[serde(default)]

@@ -62,6 +62,7 @@ impl Preset {
                 embedding: 4096,
                 sigmoid_embedding: true,
                 init: InitScheme::Koch,
+                product_head: false,
             },
             Preset::Web => SiameseConfig {
                 preset: self,
@@ -76,6 +77,7 @@ impl Preset {
                 embedding: 256,
                 sigmoid_embedding: true,
                 init: InitScheme::Kaiming,
+                product_head: false,
             },
         }
     }
@@ -109,6 +111,12 @@ pub struct SiameseConfig {
     pub sigmoid_embedding: bool,
     /// Initialisation.
     pub init: InitScheme,
+    /// Add a product term to the head, `logit = w · |h₁ − h₂| + u · (h₁ ⊙ h₂) + b`: the
+    /// weighted L1 distance alone scores two embeddings that both lack a feature like two that
+    /// both have it. Absent from older files' headers (false), and left out when false so
+    /// their headers stay as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub product_head: bool,
 }
 
 impl SiameseConfig {

@@ -30,6 +30,9 @@ pub struct CpuRecognizer {
     embedders: Vec<Embedder>,
     head_weight: Vec<f32>,
     head_bias: f32,
+    /// The head's product weights `u` (`SiameseConfig::product_head`), like `head_weight`;
+    /// empty without the term.
+    head_product: Vec<f32>,
     preprocessor: Preprocessor,
     views: Vec<Distortion>,
 }
@@ -63,9 +66,11 @@ impl CpuRecognizer {
         }
         let share = 1.0 / (rest.len() + 1) as f32;
         first.head_weight.iter_mut().for_each(|w| *w *= share);
+        first.head_product.iter_mut().for_each(|u| *u *= share);
         first.head_bias *= share;
         for other in rest {
             first.head_weight.extend(other.head_weight.iter().map(|w| w * share));
+            first.head_product.extend(other.head_product.iter().map(|u| u * share));
             first.head_bias += other.head_bias * share;
             first.embedders.extend(other.embedders);
         }
@@ -113,6 +118,8 @@ impl CpuRecognizer {
         };
         let head_weight = tensors.next(&[config.embedding, 1])?;
         let head_bias = tensors.next(&[1])?[0];
+        let head_product =
+            if config.product_head { tensors.next(&[config.embedding, 1])? } else { Vec::new() };
         tensors.finish()?;
         Ok(Self {
             embedders: vec![Embedder::new(&config.net_shape(), convs, embed)],
@@ -120,6 +127,7 @@ impl CpuRecognizer {
             views: vec![Distortion::NONE],
             head_weight,
             head_bias,
+            head_product,
             config,
         })
     }
@@ -208,18 +216,31 @@ impl CpuRecognizer {
     /// confident matches to exactly 1 in f32, so only the logits rank them).
     pub fn logits(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
         let (width, views) = (self.picture_width(), self.views.len() as f32);
+        let n = self.head_weight.len();
         let weighted_l1 = |a: &[f32], b: &[f32]| {
-            a.chunks_exact(self.head_weight.len())
-                .zip(b.chunks_exact(self.head_weight.len()))
+            a.chunks_exact(n)
+                .zip(b.chunks_exact(n))
                 .map(|(a, b)| {
                     a.iter().zip(b).zip(&self.head_weight).map(|((a, b), w)| w * (a - b).abs()).sum::<f32>()
                 })
                 .sum::<f32>()
         };
+        let product = |a: &[f32], b: &[f32]| {
+            a.chunks_exact(n)
+                .zip(b.chunks_exact(n))
+                .map(|(a, b)| {
+                    a.iter().zip(b).zip(&self.head_product).map(|((a, b), u)| u * a * b).sum::<f32>()
+                })
+                .sum::<f32>()
+        };
+        let has_product = !self.head_product.is_empty();
         queries
             .chunks_exact(width)
             .flat_map(|q| {
-                supports.chunks_exact(width).map(move |s| weighted_l1(q, s) / views + self.head_bias)
+                supports.chunks_exact(width).map(move |s| {
+                    let sum = weighted_l1(q, s) + if has_product { product(q, s) } else { 0.0 };
+                    sum / views + self.head_bias
+                })
             })
             .collect()
     }

@@ -52,9 +52,17 @@ impl BuildNetwork for SiameseConfig {
         let flat = in_channels * feature * feature;
         let embed = LinearConfig::new(flat, self.embedding).with_initializer(dense_init.clone()).init(device);
         let head = LinearConfig::new(self.embedding, 1).with_initializer(dense_init).init(device);
+        // Zero at first: the head starts as Koch et al.'s weighted L1 and learns the term.
+        let product = self.product_head.then(|| {
+            LinearConfig::new(self.embedding, 1)
+                .with_bias(false)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        });
         Siamese {
             twin: Twin { stages, embed: koch_bias(self, embed, device), sigmoid: self.sigmoid_embedding },
             head: koch_bias(self, head, device),
+            product,
         }
     }
 }

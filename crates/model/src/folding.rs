@@ -58,7 +58,16 @@ mod tests {
     fn assert_matches_burn(config: SiameseConfig, images: usize) {
         let device = device();
         // A few train-mode passes move the batch-norm statistics, so folding has work to do.
-        let model = config.init(&device.clone().autodiff()).train();
+        let mut model = config.init(&device.clone().autodiff()).train();
+        // The product term starts at zero; random weights make it count.
+        if let Some(product) = &mut model.product {
+            let shape = product.weight.shape();
+            product.weight = Param::from_tensor(Tensor::random(
+                shape,
+                Distribution::Normal(0.0, 1.0),
+                &device.clone().autodiff(),
+            ));
+        }
         for _ in 0..2 {
             let side = config.input_size;
             let batch = Tensor::random(
@@ -137,6 +146,12 @@ mod tests {
     #[test]
     fn web_preset_matches_burn() {
         assert_matches_burn(Preset::Web.config(), 9);
+    }
+
+    #[test]
+    fn product_head_matches_burn() {
+        let config = SiameseConfig { product_head: true, ..Preset::Web.config() };
+        assert_matches_burn(config, 9);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Twin {
 pub struct Siamese {
     pub(crate) twin: Twin,
     pub(crate) head: Linear,
+    /// The head's product term `u · (h₁ ⊙ h₂)` (`SiameseConfig::product_head`), without bias.
+    pub(crate) product: Option<Linear>,
 }
 
 impl Twin {
@@ -70,16 +72,35 @@ impl Siamese {
 
     /// Logits for matching pairs of embeddings, row by row: `[n, d]`, `[n, d]` → `[n]`.
     pub fn pair_logits(&self, a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
-        self.head.forward((a - b).abs()).flatten(0, 1)
+        let logits = self.head.forward((a.clone() - b.clone()).abs());
+        let logits = match &self.product {
+            Some(product) => logits + product.forward(a * b),
+            None => logits,
+        };
+        logits.flatten(0, 1)
+    }
+
+    /// The product term for every query against every support, `[q, s]`: `(q ⊙ u) · sᵀ`, one
+    /// matrix product. `None` without the term.
+    fn cross_products(&self, queries: Tensor<2>, supports: Tensor<2>) -> Option<Tensor<2>> {
+        let product = self.product.as_ref()?;
+        let [_, d] = queries.dims();
+        let weight = product.weight.val().reshape([1, d]);
+        Some((queries * weight).matmul(supports.transpose()))
     }
 
     /// Logits for every query against every support: `[q, d]`, `[s, d]` → `[q, s]`.
     pub fn cross_logits(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
         let [q, d] = queries.dims();
         let [s, _] = supports.dims();
+        let products = self.cross_products(queries.clone(), supports.clone());
         let diff = queries.unsqueeze_dim::<3>(1).expand([q, s, d])
             - supports.unsqueeze_dim::<3>(0).expand([q, s, d]);
-        self.head.forward(diff.abs()).reshape([q, s])
+        let logits = self.head.forward(diff.abs()).reshape([q, s]);
+        match products {
+            Some(products) => logits + products,
+            None => logits,
+        }
     }
 
     /// Probabilities that each query shows the same character as each support: `[q, s]`.
@@ -104,10 +125,20 @@ impl Siamese {
         let [q, width] = queries.dims();
         let [s, _] = supports.dims();
         let d = width / views;
+        // Over the views, the product terms' mean is the views' embeddings side by side, each
+        // weighted by u, against the support's: one product of `views · d` columns.
+        let products = self.product.as_ref().map(|product| {
+            let weight = product.weight.val().reshape([1, d]).repeat_dim(0, views).reshape([1, views * d]);
+            (queries.clone() * weight).matmul(supports.clone().transpose()).div_scalar(views as f32)
+        });
         let diff = queries.reshape([q, 1, views, d]).expand([q, s, views, d])
             - supports.reshape([1, s, views, d]).expand([q, s, views, d]);
         let logits: Tensor<4> = self.head.forward(diff.abs());
-        logits.mean_dim(2).reshape([q, s])
+        let logits = logits.mean_dim(2).reshape([q, s]);
+        match products {
+            Some(products) => logits + products,
+            None => logits,
+        }
     }
 
     /// Freezes the whole twin, so only the head trains.

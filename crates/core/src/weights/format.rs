@@ -211,6 +211,9 @@ pub fn check_architecture(config: &SiameseConfig) -> Result<(), WeightsError> {
         channels = stage.channels;
     }
     parameters += channels * side * side * config.embedding + 2 * config.embedding + 1;
+    if config.product_head {
+        parameters += config.embedding;
+    }
     if parameters > MAX_PARAMETERS {
         return bad("it has more parameters than any network this project builds");
     }
