@@ -84,22 +84,29 @@ class Siamese(torch.nn.Module):
         self.features = torch.nn.Sequential(*layers)
         self.embed_layer = self.linear(tensors, "twin.embed")
         self.head = self.linear(tensors, "head")
+        # The head's product term u · (a ⊙ b), where the architecture has it (no bias).
+        self.product = self.linear(tensors, "product", bias=False) if config.get("product_head") else None
         self.sigmoid = config["sigmoid_embedding"]
 
     @staticmethod
-    def linear(tensors, prefix):
+    def linear(tensors, prefix, bias=True):
         weight = tensors[f"{prefix}.weight"]  # Burn: [in, out]
-        layer = torch.nn.Linear(*weight.shape)
+        layer = torch.nn.Linear(*weight.shape, bias=bias)
         layer.weight.data = torch.from_numpy(np.ascontiguousarray(weight.T))
-        layer.bias.data = torch.from_numpy(tensors[f"{prefix}.bias"])
+        if bias:
+            layer.bias.data = torch.from_numpy(tensors[f"{prefix}.bias"])
         return layer
 
     def embed(self, images):
         x = self.embed_layer(self.features(images))
         return torch.sigmoid(x) if self.sigmoid else x
 
+    def logits(self, a, b):
+        logits = self.head((a - b).abs())
+        return logits if self.product is None else logits + self.product(a * b)
+
     def pair_logits(self, a, b):
-        return self.head((a - b).abs()).flatten()
+        return self.logits(a, b).flatten()
 
 
 def pair_loss(model, a, b, labels):
@@ -148,7 +155,7 @@ def main():
         check("pytorch view embeddings", embedded.numpy(), reference["view_embeddings"], agreement)
         # Each view against the same view of every support (their view embeddings back to back).
         per_view = torch.from_numpy(supports).reshape(len(supports), *embedded.shape)
-        logits = model.head((embedded - per_view).abs()).mean(1).flatten()
+        logits = model.logits(embedded, per_view).mean(1).flatten()
         check("pytorch scores", torch.sigmoid(logits).numpy(), reference["scores"], agreement)
     model.train()
     a, b = torch.from_numpy(reference["pair_a"]), torch.from_numpy(reference["pair_b"])

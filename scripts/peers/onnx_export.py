@@ -6,7 +6,8 @@ Two graphs, the two things the page does:
 - twin.onnx:  images [n, 1, s, s] -> embeddings [n, d]
 - query.onnx: views [v, 1, s, s], supports [k, v * d] -> scores [k]
   (each of the query's v views against the same view of k cached support drawings, whose v view
-  embeddings lie back to back, through the weighted-L1 head; the sigmoid of the mean logit)
+  embeddings lie back to back, through the weighted-L1 head and, where the architecture has it,
+  its product term; the sigmoid of the mean logit)
 
 Usage: python onnx_export.py DIR   (writes DIR/twin.onnx and DIR/query.onnx)
 """
@@ -104,7 +105,11 @@ def query_model(config, tensors):
     support_shape = graph.op("Concat", ["minus_one", graph.op("Shape", [query])], axis=0)  # [-1, v, d]
     per_view = graph.op("Reshape", ["supports", support_shape])  # [k, v, d]
     distance = graph.op("Abs", [graph.op("Sub", [query, per_view])])
-    logits = graph.op("ReduceMean", [graph.dense(distance, "head")], axes=[1], keepdims=0)  # [k, 1]
+    head = graph.dense(distance, "head")  # [k, v, 1]
+    if config.get("product_head"):  # plus u · (q ⊙ s), u stored as Burn's [d, 1]
+        products = graph.op("Mul", [query, per_view])
+        head = graph.op("Add", [head, graph.op("MatMul", [products, graph.weight("product.weight")])])
+    logits = graph.op("ReduceMean", [head], axes=[1], keepdims=0)  # [k, 1]
     flat = graph.op("Flatten", [graph.op("Sigmoid", [logits])], axis=0)
     graph.initializers.append(numpy_helper.from_array(np.array([0], np.int64), "axis_0"))
     graph.nodes.append(helper.make_node("Squeeze", [flat, "axis_0"], ["scores"]))

@@ -153,6 +153,8 @@ async function tfjsStack(backend) {
   const dense = tf.tidy(() => tf.keep(tf.reshape(tf.transpose(tf.reshape(get('twin.embed.weight'), [c, h, w, -1]), [1, 2, 0, 3]), [h * w * c, -1])));
   const denseBias = get('twin.embed.bias');
   const [head, headBias] = [get('head.weight'), get('head.bias')];
+  // The head's product term u · (q ⊙ s), where the architecture has it.
+  const product = config.product_head ? get('product.weight') : null;
   const embed = (images) => {
     const flat = tf.reshape(features(images), [-1, h * w * c]);
     const e = tf.add(tf.matMul(flat, dense), denseBias);
@@ -173,8 +175,10 @@ async function tfjsStack(backend) {
         // Each view against the same view of every support (view embeddings back to back).
         const v = views.length / size ** 2;
         const query = embed(tf.tensor2d(views, [v, size * size]));
-        const distance = tf.abs(tf.sub(query, tf.tensor3d(supports, [supports.length / (v * width), v, width])));
-        const logits = tf.add(tf.matMul(tf.reshape(distance, [-1, width]), head), headBias);
+        const perView = tf.tensor3d(supports, [supports.length / (v * width), v, width]);
+        const distance = tf.abs(tf.sub(query, perView));
+        let logits = tf.add(tf.matMul(tf.reshape(distance, [-1, width]), head), headBias);
+        if (product) logits = tf.add(logits, tf.matMul(tf.reshape(tf.mul(query, perView), [-1, width]), product));
         return tf.sigmoid(tf.mean(tf.reshape(logits, [-1, v]), 1));
       }),
   };
