@@ -80,20 +80,23 @@ impl Siamese {
         logits.flatten(0, 1)
     }
 
-    /// The product term for every query against every support, `[q, s]`: `(q ⊙ u) · sᵀ`, one
-    /// matrix product. `None` without the term.
-    fn cross_products(&self, queries: Tensor<2>, supports: Tensor<2>) -> Option<Tensor<2>> {
+    /// The product term for every query against every support, `[q, s]`, for pictures of
+    /// `views` view embeddings back to back: the mean over the views of `u · (q ⊙ s)`, which is
+    /// one matrix product of the queries weighted by `u` once per view and the supports. `None`
+    /// without the term.
+    fn cross_products(&self, queries: Tensor<2>, supports: Tensor<2>, views: usize) -> Option<Tensor<2>> {
         let product = self.product.as_ref()?;
-        let [_, d] = queries.dims();
-        let weight = product.weight.val().reshape([1, d]);
-        Some((queries * weight).matmul(supports.transpose()))
+        let [_, width] = queries.dims();
+        let weight =
+            product.weight.val().reshape([1, width / views]).repeat_dim(0, views).reshape([1, width]);
+        Some((queries * weight).matmul(supports.transpose()).div_scalar(views as f32))
     }
 
     /// Logits for every query against every support: `[q, d]`, `[s, d]` → `[q, s]`.
     pub fn cross_logits(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
         let [q, d] = queries.dims();
         let [s, _] = supports.dims();
-        let products = self.cross_products(queries.clone(), supports.clone());
+        let products = self.cross_products(queries.clone(), supports.clone(), 1);
         let diff = queries.unsqueeze_dim::<3>(1).expand([q, s, d])
             - supports.unsqueeze_dim::<3>(0).expand([q, s, d]);
         let logits = self.head.forward(diff.abs()).reshape([q, s]);
@@ -125,12 +128,7 @@ impl Siamese {
         let [q, width] = queries.dims();
         let [s, _] = supports.dims();
         let d = width / views;
-        // Over the views, the product terms' mean is the views' embeddings side by side, each
-        // weighted by u, against the support's: one product of `views · d` columns.
-        let products = self.product.as_ref().map(|product| {
-            let weight = product.weight.val().reshape([1, d]).repeat_dim(0, views).reshape([1, views * d]);
-            (queries.clone() * weight).matmul(supports.clone().transpose()).div_scalar(views as f32)
-        });
+        let products = self.cross_products(queries.clone(), supports.clone(), views);
         let diff = queries.reshape([q, 1, views, d]).expand([q, s, views, d])
             - supports.reshape([1, s, views, d]).expand([q, s, views, d]);
         let logits: Tensor<4> = self.head.forward(diff.abs());
