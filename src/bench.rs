@@ -216,7 +216,7 @@ pub fn training(model: &Siamese, workload: &Workload, steps: usize, episodes: bo
     });
     if episodes {
         let timing = Timing::measure(1, steps, || {
-            step(&|model| episode_loss(model, vec![image_batch(&workload.episode, size, &device)], 2))
+            step(&|model| episode_loss(model, vec![image_batch(&workload.episode, size, &device)], 2, 0.0))
         });
         let per_second = 400.0 / (timing.median / 1e3);
         rows.push(BenchRow {

@@ -93,8 +93,9 @@ const PREFETCHED_STEPS: usize = 2;
 enum StepData {
     /// Koch et al.'s pairs.
     Pairs(PairBatch),
-    /// Episodes: each a list of pictures, `drawings` rows of the same characters.
-    Episodes { groups: Vec<Vec<Vec<f32>>>, drawings: usize },
+    /// Episodes: each a list of pictures, `drawings` rows of the same characters, and the
+    /// classification margin (`--margin`).
+    Episodes { groups: Vec<Vec<Vec<f32>>>, drawings: usize, margin: f32 },
 }
 
 impl StepData {
@@ -107,7 +108,7 @@ impl StepData {
                 let labels = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
                 (pair_loss(model, a, b, labels), n)
             }
-            StepData::Episodes { groups, drawings } => {
+            StepData::Episodes { groups, drawings, margin } => {
                 let pairs = groups
                     .iter()
                     .map(|images| {
@@ -116,7 +117,7 @@ impl StepData {
                     })
                     .sum();
                 let groups = groups.iter().map(|images| image_batch(images, size, device)).collect();
-                (episode_loss(model, groups, drawings), pairs)
+                (episode_loss(model, groups, drawings, margin), pairs)
             }
         }
     }
@@ -169,7 +170,11 @@ impl<'a> StepSampler<'a> {
                         )
                     })
                     .collect();
-                StepData::Episodes { groups, drawings: options.drawings }
+                StepData::Episodes {
+                    groups,
+                    drawings: options.drawings,
+                    margin: options.margin.unwrap_or(0.0),
+                }
             }
         }
     }

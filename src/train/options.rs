@@ -121,6 +121,12 @@ impl TrainOptions {
                 )));
             }
         }
+        if self.margin.is_some_and(|m| !(m >= 0.0 && m.is_finite()) || self.objective != Objective::Episodes)
+        {
+            return Err(TrainError::Invalid(
+                "margin is a logit of 0 or more, for the episodes objective".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -286,6 +292,12 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub twins: Option<f64>,
+    /// Subtract this from each matching pair's logit in the episodes' classifications, so a
+    /// character keeps learning until it beats its nearest rival by this much (an additive
+    /// margin; the same/different cross-entropy is unchanged). Off when absent; episodes only.
+    #[arg(long)]
+    #[serde(default)]
+    pub margin: Option<f32>,
     /// Output channels of each convolutional stage, replacing the preset's (same stage count).
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
@@ -364,6 +376,9 @@ mod tests {
         assert!(check(&["--objective", "episodes", "--chimeras", "0.2"]).is_ok());
         assert!(check(&["--objective", "episodes", "--chimeras", "1.2"]).is_err());
         assert!(check(&["--objective", "pairs", "--chimeras", "0.2"]).is_err());
+        assert!(check(&["--objective", "episodes", "--margin", "2"]).is_ok());
+        assert!(check(&["--objective", "episodes", "--margin", "-1"]).is_err());
+        assert!(check(&["--objective", "pairs", "--margin", "2"]).is_err());
         assert!(check(&["--objective", "episodes", "--twins", "0.2"]).is_ok());
         assert!(check(&["--objective", "episodes", "--twins", "1.2"]).is_err());
         assert!(check(&["--objective", "pairs", "--twins", "0.2"]).is_err());

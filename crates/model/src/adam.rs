@@ -197,7 +197,7 @@ mod tests {
             let mut model = start();
             for (i, batch) in batches.iter().enumerate() {
                 let grads = GradientsParams::from_grads(
-                    episode_loss(&model, vec![batch.clone()], 2).backward(),
+                    episode_loss(&model, vec![batch.clone()], 2, 0.0).backward(),
                     &model,
                 );
                 model = optimizer.step(1e-3 * (i + 1) as f64, model, grads);

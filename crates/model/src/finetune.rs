@@ -171,7 +171,7 @@ impl FineTuner {
         }
         first.extend(second);
         let batch: Tensor<4> = image_batch(&first, self.preprocessor.size(), &self.device);
-        let loss = episode_loss(&self.model, vec![batch], 2);
+        let loss = episode_loss(&self.model, vec![batch], 2, 0.0);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
         self.steps += 1;

@@ -40,7 +40,10 @@ pub fn pair_loss(model: &Siamese, a: Tensor<4>, b: Tensor<4>, labels: Tensor<1>)
 /// within a group, images `i`, `k + i`, …, `(d − 1)·k + i` are `d` drawings of one character,
 /// and all characters differ. Every two of the `d` rows of drawings make one `k × k` episode
 /// (scored as the module's documentation says); the loss is the mean over all of them.
-pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>, drawings: usize) -> Tensor<1> {
+/// `margin` is subtracted from every matching pair's logit in the two classifications (not in
+/// the same/different cross-entropy): a character must then beat its nearest rival by that much
+/// before it stops learning from it (an additive margin, as in CosFace); 0 is the plain softmax.
+pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>, drawings: usize, margin: f32) -> Tensor<1> {
     assert!(drawings >= 2, "an episode needs two drawings of each character");
     let sizes: Vec<usize> = groups.iter().map(|g| g.dims()[0] / drawings).collect();
     let embeddings = model.embed(Tensor::cat(groups, 0));
@@ -53,7 +56,7 @@ pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>, drawings: usize) ->
         offset += drawings * k;
         for (first, a) in rows.iter().enumerate() {
             for b in &rows[first + 1..] {
-                let loss = episode_group_loss(model.cross_logits(a.clone(), b.clone()));
+                let loss = episode_group_loss(model.cross_logits(a.clone(), b.clone()), margin);
                 total = Some(match total {
                     Some(t) => t + loss,
                     None => loss,
@@ -66,14 +69,16 @@ pub fn episode_loss(model: &Siamese, groups: Vec<Tensor<4>>, drawings: usize) ->
 }
 
 /// Loss for one `[k, k]` logit matrix whose diagonal holds the matching pairs.
-fn episode_group_loss(logits: Tensor<2>) -> Tensor<1> {
+fn episode_group_loss(logits: Tensor<2>, margin: f32) -> Tensor<1> {
     let [k, _] = logits.dims();
     let device = logits.device();
     let eye = Tensor::<2>::eye(k, &device);
     let off = eye.clone().neg().add_scalar(1.0);
     // Classification both ways: each row picks its column, each column its row.
-    let rows = (log_softmax(logits.clone(), 1) * eye.clone()).sum().neg().div_scalar(k as f32);
-    let cols = (log_softmax(logits.clone(), 0) * eye.clone()).sum().neg().div_scalar(k as f32);
+    let classified =
+        if margin == 0.0 { logits.clone() } else { logits.clone() - eye.clone().mul_scalar(margin) };
+    let rows = (log_softmax(classified.clone(), 1) * eye.clone()).sum().neg().div_scalar(k as f32);
+    let cols = (log_softmax(classified, 0) * eye.clone()).sum().neg().div_scalar(k as f32);
     // Balanced same/different cross-entropy over all k² pairs.
     let same = (log_sigmoid(logits.clone()) * eye).sum().neg().div_scalar(k as f32);
     let different = (log_sigmoid(logits.neg()) * off).sum().neg().div_scalar((k * (k - 1)).max(1) as f32);
@@ -99,6 +104,24 @@ mod tests {
     }
 
     #[test]
+    fn the_margin_lowers_only_the_matching_logits_of_the_classifications() {
+        let device = Device::flex();
+        let (a, b, c, d, m) = (1.5f32, 0.5, 0.8, -0.3, 0.7);
+        let logits = Tensor::<2>::from_floats([[a, c], [d, b]], &device);
+        let got = episode_group_loss(logits, m).into_scalar::<f32>();
+        let pick = |x: f32, y: f32| -((x - m).exp() / ((x - m).exp() + y.exp())).ln();
+        let rows = (pick(a, c) + pick(b, d)) / 2.0;
+        let cols = (pick(a, d) + pick(b, c)) / 2.0;
+        let s = |x: f32| 1.0 / (1.0 + (-x).exp());
+        let same = -(s(a).ln() + s(b).ln()) / 2.0;
+        let different = -((1.0 - s(c)).ln() + (1.0 - s(d)).ln()) / 2.0;
+        let expected = (rows + cols) / 2.0 + (same + different) / 2.0;
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        let plain = episode_group_loss(Tensor::<2>::from_floats([[a, c], [d, b]], &device), 0.0);
+        assert!(plain.into_scalar::<f32>() < got - 0.1, "a margin makes the same episode cost more");
+    }
+
+    #[test]
     fn several_drawings_score_every_two_rows_as_an_episode() {
         use rand::{RngExt, SeedableRng};
         // Nothing here draws from the device's generator, which tests running in parallel
@@ -117,10 +140,10 @@ mod tests {
                 Tensor::from_data(TensorData::new(pixels, [k, 1, 32, 32]), &device)
             })
             .collect();
-        let three = episode_loss(&model, vec![Tensor::cat(rows.clone(), 0)], 3).into_scalar::<f32>();
+        let three = episode_loss(&model, vec![Tensor::cat(rows.clone(), 0)], 3, 0.0).into_scalar::<f32>();
         let two = |a: usize, b: usize| {
             let group = Tensor::cat(vec![rows[a].clone(), rows[b].clone()], 0);
-            episode_loss(&model, vec![group], 2).into_scalar::<f32>()
+            episode_loss(&model, vec![group], 2, 0.0).into_scalar::<f32>()
         };
         let pairs = [two(0, 1), two(0, 2), two(1, 2)];
         let mean = pairs.iter().sum::<f32>() / 3.0;
@@ -136,8 +159,8 @@ mod tests {
         let images = |n| Tensor::<4>::random([n, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
         let labels = Tensor::<1>::from_floats([1.0, 0.0, 1.0, 0.0], &device);
         let pair = pair_loss(&model, images(4), images(4), labels);
-        let episode = episode_loss(&model, vec![images(6), images(10)], 2);
-        let several = episode_loss(&model, vec![images(12)], 4);
+        let episode = episode_loss(&model, vec![images(6), images(10)], 2, 0.0);
+        let several = episode_loss(&model, vec![images(12)], 4, 0.0);
         for loss in [pair, episode, several] {
             let value = loss.clone().into_scalar::<f32>();
             assert!(value.is_finite() && value > 0.0, "loss {value}");
