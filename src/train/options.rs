@@ -376,12 +376,21 @@ mod tests {
         assert!(check(&["--objective", "episodes", "--chimeras", "0.2"]).is_ok());
         assert!(check(&["--objective", "episodes", "--chimeras", "1.2"]).is_err());
         assert!(check(&["--objective", "pairs", "--chimeras", "0.2"]).is_err());
-        assert!(check(&["--objective", "episodes", "--margin", "2"]).is_ok());
-        assert!(check(&["--objective", "episodes", "--margin", "-1"]).is_err());
-        assert!(check(&["--objective", "pairs", "--margin", "2"]).is_err());
         assert!(check(&["--objective", "episodes", "--twins", "0.2"]).is_ok());
         assert!(check(&["--objective", "episodes", "--twins", "1.2"]).is_err());
         assert!(check(&["--objective", "pairs", "--twins", "0.2"]).is_err());
+    }
+
+    #[test]
+    fn the_margin_is_a_logit_of_zero_or_more_for_episodes() {
+        let check = |arguments: &[&str]| {
+            let arguments = std::iter::once("train").chain(arguments.iter().copied());
+            Command::try_parse_from(arguments).expect("options parse").options.check()
+        };
+        assert!(check(&["--objective", "episodes", "--margin", "2"]).is_ok());
+        assert!(check(&["--objective", "episodes", "--margin=-1"]).is_err());
+        assert!(check(&["--objective", "episodes", "--margin", "NaN"]).is_err());
+        assert!(check(&["--objective", "pairs", "--margin", "2"]).is_err());
     }
 
     #[test]
