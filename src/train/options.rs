@@ -353,6 +353,12 @@ mod tests {
             .architecture()
     }
 
+    /// Parses `train` with these arguments (they must parse) and checks the options.
+    fn check(arguments: &[&str]) -> Result<(), TrainError> {
+        let arguments = std::iter::once("train").chain(arguments.iter().copied());
+        Command::try_parse_from(arguments).expect("options parse").options.check()
+    }
+
     #[test]
     fn weight_decay_must_be_at_least_zero_and_below_one() {
         let check = |decay: &str| {
@@ -366,10 +372,6 @@ mod tests {
 
     #[test]
     fn fragments_are_a_probability_for_episodes() {
-        let check = |arguments: &[&str]| {
-            let arguments = std::iter::once("train").chain(arguments.iter().copied());
-            Command::try_parse_from(arguments).expect("options parse").options.check()
-        };
         assert!(check(&["--objective", "episodes", "--fragments", "0.3"]).is_ok());
         assert!(check(&["--objective", "episodes", "--fragments", "1.5"]).is_err());
         assert!(check(&["--objective", "pairs", "--fragments", "0.3"]).is_err());
@@ -383,10 +385,6 @@ mod tests {
 
     #[test]
     fn the_margin_is_a_logit_of_zero_or_more_for_episodes() {
-        let check = |arguments: &[&str]| {
-            let arguments = std::iter::once("train").chain(arguments.iter().copied());
-            Command::try_parse_from(arguments).expect("options parse").options.check()
-        };
         assert!(check(&["--objective", "episodes", "--margin", "2"]).is_ok());
         assert!(check(&["--objective", "episodes", "--margin=-1"]).is_err());
         assert!(check(&["--objective", "episodes", "--margin", "NaN"]).is_err());
