@@ -103,6 +103,20 @@ fn train_checkpoints_resumes_and_evaluates() {
     let eval = oneshot(&["eval", "--weights", pair_str, "--tasks", "0"]);
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     assert!(text(&eval.stdout).contains("siamese (web, 8 views, committee of 2)"), "{}", text(&eval.stdout));
+
+    // Rescored at test time: one row without demotion, one per demotion.
+    let rescored = ["--pens", "-1,0", "--size-penalty", "1", "--hubness", "0.35:3"];
+    let eval = oneshot(
+        &[&["eval", "--weights", pair_str, "--no-runs", "--tasks", "3", "--way", "5"], &rescored[..]]
+            .concat(),
+    );
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let table = text(&eval.stdout);
+    assert!(table.contains("committee of 2), pens -1,0, size penalty 1 |"), "{table}");
+    assert!(
+        table.contains("committee of 2), pens -1,0, size penalty 1, hubs demoted α 0.35 k 3 |"),
+        "{table}"
+    );
 }
 
 /// The values of every tensor of a weights file (parameter ids aside).
@@ -279,6 +293,14 @@ fn bad_input_fails_with_a_message_and_writes_nothing() {
     assert_fails(
         oneshot(&["eval", "--weights", "weights/web.osw", "--tasks", "5", "--adapt-norms", "1.5"]),
         &["\"1.5\" is not a number from 0 to 1"],
+    );
+    assert_fails(
+        oneshot(&["eval", "--weights", "weights/web.osw", "--tasks", "5", "--pens", "-1,4"]),
+        &["4"],
+    );
+    assert_fails(
+        oneshot(&["eval", "--weights", "weights/web.osw", "--tasks", "5", "--size-penalty=-1"]),
+        &["\"-1\" is not a number of 0 or more"],
     );
 
     // Converting needs one network: the shipped committee of two is refused, saying so.

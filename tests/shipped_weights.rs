@@ -137,6 +137,42 @@ fn a_committee_sums_its_members_logits() {
     assert_eq!(evaluate_tasks(&alone, tasks).unwrap(), evaluate_tasks(&eight, tasks).unwrap());
 }
 
+/// `eval --pens`: a drawing seen with other pens is scored as the mean of its logits over the
+/// pens, each pen the network's own scoring of the changed drawings; the pen `[0]` alone,
+/// without penalty or demotion, is the committee as it is.
+#[test]
+fn rescoring_averages_the_logits_over_pens() {
+    use oneshot::eval::rerank::Rescored;
+    use oneshot_core::preprocess::InkImage;
+
+    let committee = web_network(SHIPPED);
+    let alphabets = common::dataset().alphabets(Split::Validation, &[]).unwrap();
+    let task = TaskSampler::new(&alphabets, 5, 5, 4).unwrap().sample();
+    let queries: Vec<_> = task.queries.iter().map(|(q, _)| *q).collect();
+    let rescored = |pens: Vec<i8>| {
+        Rescored { recognizer: committee.clone(), pens, size_penalty: None, hubness: None }
+            .logits(&task.supports, &queries)
+            .unwrap()
+    };
+    let with_pen = |pen: i8| {
+        let embed = |images: &[&InkImage]| {
+            let changed: Vec<InkImage> = images.iter().map(|i| i.with_stroke_change(pen)).collect();
+            committee.embed(&changed.iter().collect::<Vec<_>>()).unwrap()
+        };
+        committee.logits(&embed(&queries), &embed(&task.supports))
+    };
+    assert_eq!(rescored(vec![0]), with_pen(0));
+    assert_eq!(
+        with_pen(0),
+        committee.logits(&committee.embed(&queries).unwrap(), &committee.embed(&task.supports).unwrap())
+    );
+    let (narrow, plain) = (with_pen(-1), with_pen(0));
+    assert_ne!(narrow, plain, "a narrower pen changes what the network sees");
+    for ((mean, a), b) in rescored(vec![-1, 0]).iter().zip(narrow).zip(plain) {
+        assert!((mean - (a + b) / 2.0).abs() < 1e-4, "{mean} ≠ ({a} + {b}) / 2");
+    }
+}
+
 /// Each network of the committee alone still scores as measured when it was packed into the
 /// committee (200 fresh validation trials, seed 5, the page's views).
 #[test]

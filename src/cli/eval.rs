@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use oneshot::eval::adapted::NormsAdaptedPerTask;
-use oneshot::eval::rerank::{Committee, HubDemotion, HubsDemoted};
+use oneshot::eval::rerank::{Committee, HubDemotion, Rescored, SizePenalty};
 use oneshot::eval::tuned::FineTunedPerTask;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
@@ -29,6 +29,16 @@ pub struct EvalOptions {
     /// supports (repeat for several).
     #[arg(long)]
     pub hubness: Vec<HubDemotion>,
+    /// Also see every drawing with its strokes narrowed (negative) or widened by these many
+    /// pixels of a 105-pixel scan, the logits averaged over these pens, e.g. `-1,0` (with
+    /// `--size-penalty` and each `--hubness` too); 0 is the drawing as it is.
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i8).range(-3..=3))]
+    pub pens: Vec<i8>,
+    /// Also score with each pair's logit lowered by BETA times the absolute log ratios of the
+    /// two drawings' ink-box widths and heights (with `--pens`, and each `--hubness` too).
+    #[arg(long, value_parser = non_negative)]
+    pub size_penalty: Option<f32>,
     /// Lake-format run set (zip or folder); defaults to all_runs.zip in the data folder.
     #[arg(long)]
     pub runs: Option<PathBuf>,
@@ -77,6 +87,14 @@ pub struct EvalOptions {
     /// those of each task's supports.
     #[arg(long, value_parser = blend)]
     pub adapt_norms: Option<f64>,
+}
+
+/// A finite number of 0 or more.
+fn non_negative(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a number of 0 or more")),
+    }
 }
 
 /// A fraction from 0 to 1.
@@ -160,8 +178,17 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
                 }
                 classifiers.push(Box::new(Committee { members }));
             }
-            for &demotion in &options.hubness {
-                classifiers.push(Box::new(HubsDemoted { recognizer: recognizer.clone(), demotion }));
+            // Rescored rows: one per demotion, and one without if pens or sizes rescore.
+            let rescores = options.pens != [0] || options.size_penalty.is_some();
+            let demotions =
+                rescores.then_some(None).into_iter().chain(options.hubness.iter().copied().map(Some));
+            for hubness in demotions {
+                classifiers.push(Box::new(Rescored {
+                    recognizer: recognizer.clone(),
+                    pens: options.pens.clone(),
+                    size_penalty: options.size_penalty.map(|beta| SizePenalty { beta }),
+                    hubness,
+                }));
             }
             classifiers.push(Box::new(recognizer));
             classifiers.extend(options.per_task(path)?);

@@ -1,8 +1,9 @@
 //! Test-time variants of the shipped recognizer, measured against it by `eval` (`--with`,
-//! `--hubness`): a committee of networks given as separate files (the page runs the committee
-//! packed into its weights file, `oneshot pack --with`, which ranks as this one does), and
-//! supports that resemble many others demoted (not used by the page). Figures:
-//! docs/training.md, "Committees and hub demotion".
+//! `--pens`, `--size-penalty`, `--hubness`): a committee of networks given as separate files
+//! (the page runs the committee packed into its weights file, `oneshot pack --with`, which ranks
+//! as this one does), and logits rescored — drawings also seen with other pens, pairs of
+//! different sizes penalised, supports that resemble many others demoted (none used by the
+//! page). Figures: docs/training.md, "Committees and hub demotion" and "Test-time rescoring".
 
 use oneshot_core::preprocess::{InkImage, PreprocessError};
 use oneshot_core::recognize::{CpuRecognizer, argmax};
@@ -84,27 +85,100 @@ impl HubDemotion {
     }
 }
 
-/// The network with [`HubDemotion`] on its logits.
-pub struct HubsDemoted {
-    /// The network, with its views chosen.
-    pub recognizer: CpuRecognizer,
-    /// How much is taken off.
-    pub demotion: HubDemotion,
+/// How much a pair's logit is lowered for differing in size: `beta` times the absolute log ratio
+/// of the two drawings' ink-box widths plus that of their heights (`eval --size-penalty BETA`).
+/// Preprocessing scales every drawing's ink box to the network's square, so the network never
+/// sees how large a drawing was; this gives a little of that back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SizePenalty {
+    /// Logits per unit of log size ratio.
+    pub beta: f32,
 }
 
-impl OneShotClassifier for HubsDemoted {
+impl SizePenalty {
+    /// The natural logarithms of a drawing's ink-box width and height.
+    pub fn log_size(image: &InkImage) -> Result<[f32; 2], PreprocessError> {
+        let (x0, y0, x1, y1) = image.ink_box().ok_or(PreprocessError::Blank)?;
+        Ok([((x1 - x0) as f32).ln(), ((y1 - y0) as f32).ln()])
+    }
+
+    /// Lowers `logits` (rows × columns, row by row) by the penalty of each row's drawing
+    /// against each column's (log sizes as [`log_size`](Self::log_size) gives them).
+    pub fn apply(&self, logits: &mut [f32], rows: &[[f32; 2]], columns: &[[f32; 2]]) {
+        for (row, a) in logits.chunks_mut(columns.len().max(1)).zip(rows) {
+            for (logit, b) in row.iter_mut().zip(columns) {
+                *logit -= self.beta * ((a[0] - b[0]).abs() + (a[1] - b[1]).abs());
+            }
+        }
+    }
+}
+
+/// The network's logits rescored at test time, each part optional (`eval --pens`,
+/// `--size-penalty`, `--hubness`): every drawing also seen with its strokes narrowed or widened
+/// ([`InkImage::with_stroke_change`]), the logits averaged over those pens as over views; then
+/// the [`SizePenalty`]; then [`HubDemotion`] on the result. The page uses none of them.
+pub struct Rescored {
+    /// The network or packed committee, with its views chosen.
+    pub recognizer: CpuRecognizer,
+    /// Pen changes, in pixels of a 105-pixel scan, each drawing is seen with (`[0]`: as drawn).
+    pub pens: Vec<i8>,
+    /// The size penalty, if any.
+    pub size_penalty: Option<SizePenalty>,
+    /// The hub demotion, if any.
+    pub hubness: Option<HubDemotion>,
+}
+
+impl Rescored {
+    /// The rescored logits of every query against every support, row by query.
+    pub fn logits(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<f32>, PreprocessError> {
+        let r = &self.recognizer;
+        let (mut logits, mut among) = (vec![0.0f32; queries.len() * supports.len()], Vec::new());
+        let share = 1.0 / self.pens.len().max(1) as f32;
+        for &pen in &self.pens {
+            let with_pen = |images: &[&InkImage]| -> Result<Vec<f32>, PreprocessError> {
+                let changed: Vec<InkImage> = images.iter().map(|i| i.with_stroke_change(pen)).collect();
+                r.embed(&changed.iter().collect::<Vec<_>>())
+            };
+            let (s, q) = (with_pen(supports)?, with_pen(queries)?);
+            logits.iter_mut().zip(r.logits(&q, &s)).for_each(|(sum, l)| *sum += share * l);
+            if self.hubness.is_some() {
+                among.resize(supports.len() * supports.len(), 0.0);
+                among.iter_mut().zip(r.logits(&s, &s)).for_each(|(sum, l)| *sum += share * l);
+            }
+        }
+        if let Some(penalty) = self.size_penalty {
+            let sizes = |images: &[&InkImage]| {
+                images.iter().map(|i| SizePenalty::log_size(i)).collect::<Result<Vec<_>, _>>()
+            };
+            let (s, q) = (sizes(supports)?, sizes(queries)?);
+            penalty.apply(&mut logits, &q, &s);
+            penalty.apply(&mut among, &s, &s);
+        }
+        if let Some(demotion) = self.hubness {
+            demotion.apply(&mut logits, &among, supports.len());
+        }
+        Ok(logits)
+    }
+}
+
+impl OneShotClassifier for Rescored {
     fn name(&self) -> String {
-        let HubDemotion { alpha, k } = self.demotion;
-        format!("{}, hubs demoted α {alpha} k {k}", self.recognizer.name())
+        let mut name = self.recognizer.name();
+        if self.pens != [0] {
+            let pens: Vec<String> = self.pens.iter().map(i8::to_string).collect();
+            name += &format!(", pens {}", pens.join(","));
+        }
+        if let Some(SizePenalty { beta }) = self.size_penalty {
+            name += &format!(", size penalty {beta}");
+        }
+        if let Some(HubDemotion { alpha, k }) = self.hubness {
+            name += &format!(", hubs demoted α {alpha} k {k}");
+        }
+        name
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
-        let r = &self.recognizer;
-        let support_embeddings = r.embed(supports)?;
-        let among = r.logits(&support_embeddings, &support_embeddings);
-        let mut logits = r.logits(&r.embed(queries)?, &support_embeddings);
-        self.demotion.apply(&mut logits, &among, supports.len());
-        Ok(logits.chunks(supports.len().max(1)).map(argmax).collect())
+        Ok(self.logits(supports, queries)?.chunks(supports.len().max(1)).map(argmax).collect())
     }
 }
 
@@ -141,6 +215,36 @@ mod tests {
         let mut logits = vec![0.3, 0.5, 4.0, -2.0];
         HubDemotion { alpha: 0.35, k: 3 }.apply(&mut logits, &[9.0, 1.5, 1.5, 9.0], 2);
         assert!(logits[0] < logits[1] && logits[2] > logits[3], "{logits:?}");
+    }
+
+    #[test]
+    fn the_size_penalty_lowers_pairs_by_their_log_size_ratios() {
+        // Two queries against three supports; log sizes [width, height].
+        let queries = [[3.0, 3.0], [4.0, 2.0]];
+        let supports = [[3.0, 3.0], [3.5, 3.0], [2.0, 4.0]];
+        let mut logits = vec![1.0; 6];
+        SizePenalty { beta: 2.0 }.apply(&mut logits, &queries, &supports);
+        let expected = [1.0, 0.0, -3.0, -3.0, -2.0, -7.0];
+        logits.iter().zip(expected).for_each(|(got, want)| assert!((got - want).abs() < 1e-6, "{logits:?}"));
+        let mut untouched = vec![1.0; 6];
+        SizePenalty { beta: 0.0 }.apply(&mut untouched, &queries, &supports);
+        assert_eq!(untouched, [1.0; 6]);
+    }
+
+    #[test]
+    fn a_size_is_the_ink_boxs_log_width_and_height() {
+        let mut luma = vec![255u8; 10 * 10];
+        // Ink from column 2 to 5 and row 1 to 2: 4 wide, 2 high.
+        for y in 1..3 {
+            for x in 2..6 {
+                luma[y * 10 + x] = 0;
+            }
+        }
+        let image = InkImage::from_luma(10, 10, &luma).unwrap();
+        let [w, h] = SizePenalty::log_size(&image).unwrap();
+        assert!((w - 4f32.ln()).abs() < 1e-6 && (h - 2f32.ln()).abs() < 1e-6, "{w} {h}");
+        let blank = InkImage::from_luma(4, 4, &[255; 16]).unwrap();
+        assert!(matches!(SizePenalty::log_size(&blank), Err(PreprocessError::Blank)));
     }
 
     #[test]
