@@ -137,40 +137,38 @@ fn a_committee_sums_its_members_logits() {
     assert_eq!(evaluate_tasks(&alone, tasks).unwrap(), evaluate_tasks(&eight, tasks).unwrap());
 }
 
-/// `eval --pens`: a drawing seen with other pens is scored as the mean of its logits over the
-/// pens, each pen the network's own scoring of the changed drawings; the pen `[0]` alone,
-/// without penalty or demotion, is the committee as it is.
+/// `eval --pens`: a recognizer that also sees each drawing with other pens scores a pair as the
+/// mean of its logits over the pens, each the network's own scoring of the changed drawings;
+/// Burn's recognizer (the page's WebGPU path) answers with the pens as the CPU one does.
 #[test]
-fn rescoring_averages_the_logits_over_pens() {
-    use oneshot::eval::rerank::Rescored;
+fn seeing_other_pens_averages_the_logits_over_them() {
     use oneshot_core::preprocess::InkImage;
 
     let committee = web_network(SHIPPED);
     let alphabets = common::dataset().alphabets(Split::Validation, &[]).unwrap();
     let task = TaskSampler::new(&alphabets, 5, 5, 4).unwrap().sample();
     let queries: Vec<_> = task.queries.iter().map(|(q, _)| *q).collect();
-    let rescored = |pens: Vec<i8>| {
-        Rescored { recognizer: committee.clone(), pens, size_penalty: None, hubness: None }
-            .logits(&task.supports, &queries)
-            .unwrap()
+    let logits = |r: &CpuRecognizer, q: &[&InkImage], s: &[&InkImage]| {
+        r.logits(&r.embed(q).unwrap(), &r.embed(s).unwrap())
     };
-    let with_pen = |pen: i8| {
-        let embed = |images: &[&InkImage]| {
-            let changed: Vec<InkImage> = images.iter().map(|i| i.with_stroke_change(pen)).collect();
-            committee.embed(&changed.iter().collect::<Vec<_>>()).unwrap()
-        };
-        committee.logits(&embed(&queries), &embed(&task.supports))
-    };
-    assert_eq!(rescored(vec![0]), with_pen(0));
-    assert_eq!(
-        with_pen(0),
-        committee.logits(&committee.embed(&queries).unwrap(), &committee.embed(&task.supports).unwrap())
-    );
-    let (narrow, plain) = (with_pen(-1), with_pen(0));
+    let narrowed = |images: &[&InkImage]| images.iter().map(|i| i.with_stroke_change(-1)).collect::<Vec<_>>();
+    let (narrow_q, narrow_s) = (narrowed(&queries), narrowed(&task.supports));
+    let narrow =
+        logits(&committee, &narrow_q.iter().collect::<Vec<_>>(), &narrow_s.iter().collect::<Vec<_>>());
+    let plain = logits(&committee, &queries, &task.supports);
     assert_ne!(narrow, plain, "a narrower pen changes what the network sees");
-    for ((mean, a), b) in rescored(vec![-1, 0]).iter().zip(narrow).zip(plain) {
+    assert_eq!(logits(&committee.clone().with_pens(&[0]), &queries, &task.supports), plain);
+
+    let both = committee.clone().with_pens(&[0, -1]);
+    assert_eq!(both.views(), 2 * DEFAULT_VIEWS);
+    for ((mean, a), b) in logits(&both, &queries, &task.supports).iter().zip(plain).zip(narrow) {
         assert!((mean - (a + b) / 2.0).abs() < 1e-4, "{mean} ≠ ({a} + {b}) / 2");
     }
+
+    let burn =
+        Committee::from_bytes(SHIPPED, None, &Device::flex(), DEFAULT_VIEWS).unwrap().with_pens(&[0, -1]);
+    let runs = load_runs(&Archive::open(&common::data_dir().join("all_runs.zip")).unwrap()).unwrap();
+    assert_eq!(evaluate_runs(&burn, &runs[..2]).unwrap(), evaluate_runs(&both, &runs[..2]).unwrap());
 }
 
 /// Each network of the committee alone still scores as measured when it was packed into the

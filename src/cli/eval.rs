@@ -159,6 +159,11 @@ pub struct StrokesOptions {
     /// page uses the default).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
+    /// See each picture also with its strokes narrowed (negative) or widened by these many
+    /// pixels, as `eval --pens` (the page uses the default, 0: as drawn).
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i8).range(-3..=3))]
+    pub pens: Vec<i8>,
     /// Also write the tasks (strokes in 0..1 of Omniglot's canvas) and these accuracies as JSON,
     /// for the page's replay test.
     #[arg(long)]
@@ -184,8 +189,7 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
                 rescores.then_some(None).into_iter().chain(options.hubness.iter().copied().map(Some));
             for hubness in demotions {
                 classifiers.push(Box::new(Rescored {
-                    recognizer: recognizer.clone(),
-                    pens: options.pens.clone(),
+                    recognizer: recognizer.clone().with_pens(&options.pens),
                     size_penalty: options.size_penalty.map(|beta| SizePenalty { beta }),
                     hubness,
                 }));
@@ -239,7 +243,8 @@ pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyE
     };
     use oneshot_core::strokes::OMNIGLOT_PEN;
 
-    let recognizer = weights::load_cpu_recognizer(&options.weights)?.with_views(options.views);
+    let recognizer =
+        weights::load_cpu_recognizer(&options.weights)?.with_views(options.views).with_pens(&options.pens);
     let path = options.strokes.clone().unwrap_or_else(|| data_dir.join("strokes_background_small2.zip"));
     let recorded = data::load_strokes(&path)?;
     let background = data::Omniglot::load(&data_dir.join("images_background.zip"))?;

@@ -45,7 +45,7 @@ impl OneShotClassifier for NormsAdaptedPerTask {
     fn name(&self) -> String {
         format!(
             "{}, norm statistics {:.0} % from each task's supports",
-            super::siamese_name(self.config.preset, self.views, 1),
+            super::siamese_name(self.config.preset, self.views, 1, &[0]),
             100.0 * self.blend
         )
     }

@@ -37,16 +37,22 @@ pub trait OneShotClassifier: Sync {
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError>;
 }
 
-/// The table name of a Siamese network.
-fn siamese_name(preset: Preset, views: usize, networks: usize) -> String {
-    let views = match views {
+/// The table name of a Siamese network seeing each picture through `views` symmetries for
+/// each of `pens`.
+fn siamese_name(preset: Preset, views: usize, networks: usize, pens: &[i8]) -> String {
+    let views = match views / pens.len().max(1) {
         1 => String::new(),
         n => format!(", {n} views"),
     };
-    match networks {
+    let name = match networks {
         1 => format!("siamese ({}{views})", preset.name()),
         n => format!("siamese ({}{views}, committee of {n})", preset.name()),
+    };
+    if pens == [0] {
+        return name;
     }
+    let pens: Vec<String> = pens.iter().map(i8::to_string).collect();
+    format!("{name}, pens {}", pens.join(","))
 }
 
 /// For each query, the support of the highest logit, from every picture's embedding (supports
@@ -66,7 +72,7 @@ fn classify_embedded(
 /// The Burn-free recognizer (what `eval` runs, and the page on the CPU).
 impl OneShotClassifier for CpuRecognizer {
     fn name(&self) -> String {
-        siamese_name(self.config().preset, self.views(), self.networks())
+        siamese_name(self.config().preset, self.views(), self.networks(), self.pens())
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
@@ -77,7 +83,7 @@ impl OneShotClassifier for CpuRecognizer {
 /// A network in training, on any Burn device.
 impl OneShotClassifier for Recognizer {
     fn name(&self) -> String {
-        siamese_name(self.config().preset, self.views(), 1)
+        siamese_name(self.config().preset, self.views(), 1, self.pens())
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
@@ -90,7 +96,7 @@ impl OneShotClassifier for Recognizer {
 /// A committee on any Burn device (what the page runs on WebGPU).
 impl OneShotClassifier for Committee {
     fn name(&self) -> String {
-        siamese_name(self.config().preset, self.views(), self.members().len())
+        siamese_name(self.config().preset, self.views(), self.members().len(), self.pens())
     }
 
     fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {

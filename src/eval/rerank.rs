@@ -1,9 +1,9 @@
 //! Test-time variants of the shipped recognizer, measured against it by `eval` (`--with`,
 //! `--pens`, `--size-penalty`, `--hubness`): a committee of networks given as separate files
 //! (the page runs the committee packed into its weights file, `oneshot pack --with`, which ranks
-//! as this one does), and logits rescored — drawings also seen with other pens, pairs of
-//! different sizes penalised, supports that resemble many others demoted (none used by the
-//! page). Figures: docs/training.md, "Committees and hub demotion" and "Test-time rescoring".
+//! as this one does), and logits rescored — pairs of different sizes penalised, supports that
+//! resemble many others demoted (neither used by the page; `--pens` is the recognizer's own,
+//! `CpuRecognizer::with_pens`). Figures: docs/training.md, "Committees and hub demotion" and "Test-time rescoring".
 
 use oneshot_core::preprocess::{InkImage, PreprocessError};
 use oneshot_core::recognize::{CpuRecognizer, argmax};
@@ -113,15 +113,13 @@ impl SizePenalty {
     }
 }
 
-/// The network's logits rescored at test time, each part optional (`eval --pens`,
-/// `--size-penalty`, `--hubness`): every drawing also seen with its strokes narrowed or widened
-/// ([`InkImage::with_stroke_change`]), the logits averaged over those pens as over views; then
-/// the [`SizePenalty`]; then [`HubDemotion`] on the result. The page uses none of them.
+/// The network's logits rescored at test time, each part optional (`eval --size-penalty`,
+/// `--hubness`; with `--pens` the recognizer also sees other pens,
+/// [`CpuRecognizer::with_pens`]): the [`SizePenalty`], then [`HubDemotion`] on the result. The
+/// page uses neither.
 pub struct Rescored {
-    /// The network or packed committee, with its views chosen.
+    /// The network or packed committee, with its views and pens chosen.
     pub recognizer: CpuRecognizer,
-    /// Pen changes, in pixels of a 105-pixel scan, each drawing is seen with (`[0]`: as drawn).
-    pub pens: Vec<i8>,
     /// The size penalty, if any.
     pub size_penalty: Option<SizePenalty>,
     /// The hub demotion, if any.
@@ -132,20 +130,9 @@ impl Rescored {
     /// The rescored logits of every query against every support, row by query.
     pub fn logits(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<f32>, PreprocessError> {
         let r = &self.recognizer;
-        let (mut logits, mut among) = (vec![0.0f32; queries.len() * supports.len()], Vec::new());
-        let share = 1.0 / self.pens.len().max(1) as f32;
-        for &pen in &self.pens {
-            let with_pen = |images: &[&InkImage]| -> Result<Vec<f32>, PreprocessError> {
-                let changed: Vec<InkImage> = images.iter().map(|i| i.with_stroke_change(pen)).collect();
-                r.embed(&changed.iter().collect::<Vec<_>>())
-            };
-            let (s, q) = (with_pen(supports)?, with_pen(queries)?);
-            logits.iter_mut().zip(r.logits(&q, &s)).for_each(|(sum, l)| *sum += share * l);
-            if self.hubness.is_some() {
-                among.resize(supports.len() * supports.len(), 0.0);
-                among.iter_mut().zip(r.logits(&s, &s)).for_each(|(sum, l)| *sum += share * l);
-            }
-        }
+        let s = r.embed(supports)?;
+        let mut logits = r.logits(&r.embed(queries)?, &s);
+        let mut among = if self.hubness.is_some() { r.logits(&s, &s) } else { Vec::new() };
         if let Some(penalty) = self.size_penalty {
             let sizes = |images: &[&InkImage]| {
                 images.iter().map(|i| SizePenalty::log_size(i)).collect::<Result<Vec<_>, _>>()
@@ -164,10 +151,6 @@ impl Rescored {
 impl OneShotClassifier for Rescored {
     fn name(&self) -> String {
         let mut name = self.recognizer.name();
-        if self.pens != [0] {
-            let pens: Vec<String> = self.pens.iter().map(i8::to_string).collect();
-            name += &format!(", pens {}", pens.join(","));
-        }
         if let Some(SizePenalty { beta }) = self.size_penalty {
             name += &format!(", size penalty {beta}");
         }

@@ -56,7 +56,7 @@ impl OneShotClassifier for FineTunedPerTask {
     fn name(&self) -> String {
         format!(
             "{}, fine-tuned {} steps ({:?}, lr {:e}) on each task's supports",
-            super::siamese_name(self.config.preset, self.views, 1),
+            super::siamese_name(self.config.preset, self.views, 1, &[0]),
             self.steps,
             self.settings.scope,
             self.settings.learning_rate

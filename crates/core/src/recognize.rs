@@ -35,6 +35,8 @@ pub struct CpuRecognizer {
     head_product: Vec<f32>,
     preprocessor: Preprocessor,
     views: Vec<Distortion>,
+    /// Pen changes every picture is also seen with ([`CpuRecognizer::with_pens`]); `[0]`: as drawn.
+    pens: Vec<i8>,
 }
 
 impl CpuRecognizer {
@@ -125,6 +127,7 @@ impl CpuRecognizer {
             embedders: vec![Embedder::new(&config.net_shape(), convs, embed)],
             preprocessor: Preprocessor::new(config.input_size),
             views: vec![Distortion::NONE],
+            pens: vec![0],
             head_weight,
             head_bias,
             head_product,
@@ -145,9 +148,24 @@ impl CpuRecognizer {
         &self.config
     }
 
-    /// How many views each picture is embedded from.
+    /// Also sees every picture with its strokes narrowed (negative) or widened by each of
+    /// `pens` pixels ([`InkImage::with_stroke_change`]), each through every view: a picture's
+    /// views are then its pens' views, pen by pen, and a score the mean logit over all of them.
+    /// `[0]` (or nothing) is the picture as drawn. `eval --pens` measures it (docs/training.md,
+    /// "Test-time rescoring"); the page does not use it yet.
+    pub fn with_pens(mut self, pens: &[i8]) -> Self {
+        self.pens = if pens.is_empty() { vec![0] } else { pens.to_vec() };
+        self
+    }
+
+    /// The pen changes every picture is seen with.
+    pub fn pens(&self) -> &[i8] {
+        &self.pens
+    }
+
+    /// How many views each picture is embedded from: symmetries × pens.
     pub fn views(&self) -> usize {
-        self.views.len()
+        self.views.len() * self.pens.len()
     }
 
     /// The preprocessing in front of the network.
@@ -163,23 +181,25 @@ impl CpuRecognizer {
     /// Width of a picture's embedding, as [`embed`](Self::embed) returns it and
     /// [`scores`](Self::scores) takes it: one embedding per view, back to back.
     pub fn picture_width(&self) -> usize {
-        self.embedding_width() * self.views.len()
+        self.embedding_width() * self.views()
     }
 
-    /// What the network sees of a picture: one preprocessed input (`size²` values) per view.
+    /// What the network sees of a picture: one preprocessed input (`size²` values) per view,
+    /// pen by pen.
     pub fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, PreprocessError> {
-        self.views.iter().map(|view| self.preprocessor.render_distorted(image, view)).collect()
+        render_pen_views(&self.preprocessor, &self.views, &self.pens, image)
     }
 
     /// Every view of pictures given as what the network sees of them (`size²` values each, as
-    /// [`render`](Preprocessor::render) makes them), back to back, `views()` per picture.
+    /// [`render`](Preprocessor::render) makes them), back to back: one render per pen per
+    /// picture in, `views()` per picture out.
     pub fn views_of_renders(&self, renders: &[Vec<f32>]) -> Vec<Vec<f32>> {
         Distortion::apply_all_to_renders(&self.views, renders, self.preprocessor.size())
     }
 
     /// Embeds pictures: `images.len() × picture_width()` values.
     pub fn embed(&self, images: &[&InkImage]) -> Result<Vec<f32>, PreprocessError> {
-        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
+        let mut inputs = Vec::with_capacity(images.len() * self.views());
         for image in images {
             inputs.extend(self.render_views(image)?);
         }
@@ -215,7 +235,7 @@ impl CpuRecognizer {
     /// The head's logits behind [`scores`](Self::scores), before the sigmoid (which rounds
     /// confident matches to exactly 1 in f32, so only the logits rank them).
     pub fn logits(&self, queries: &[f32], supports: &[f32]) -> Vec<f32> {
-        let (width, views) = (self.picture_width(), self.views.len() as f32);
+        let (width, views) = (self.picture_width(), self.views() as f32);
         let n = self.head_weight.len();
         let weighted_l1 = |a: &[f32], b: &[f32]| {
             a.chunks_exact(n)
@@ -270,6 +290,30 @@ pub fn argmax(values: &[f32]) -> usize {
 struct Layout<'a> {
     tensors: std::slice::Iter<'a, TensorValues>,
     index: usize,
+}
+
+/// A picture's inputs through `views` for each of `pens`, pen by pen (see
+/// [`CpuRecognizer::with_pens`]); shared with Burn's recognizer so both see the same inputs.
+pub fn render_pen_views(
+    preprocessor: &Preprocessor,
+    views: &[Distortion],
+    pens: &[i8],
+    image: &InkImage,
+) -> Result<Vec<Vec<f32>>, PreprocessError> {
+    let mut inputs = Vec::with_capacity(views.len() * pens.len());
+    for &pen in pens {
+        let changed;
+        let image = if pen == 0 {
+            image
+        } else {
+            changed = image.with_stroke_change(pen);
+            &changed
+        };
+        for view in views {
+            inputs.push(preprocessor.render_distorted(image, view)?);
+        }
+    }
+    Ok(inputs)
 }
 
 impl Layout<'_> {

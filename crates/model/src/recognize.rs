@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use oneshot_core::architecture::SiameseConfig;
 use oneshot_core::preprocess::{Distortion, InkImage, PreprocessError, Preprocessor};
-use oneshot_core::recognize::CpuRecognizer;
+use oneshot_core::recognize::{CpuRecognizer, render_pen_views};
 
 use crate::network::Siamese;
 use crate::objective::image_batch;
@@ -30,6 +30,8 @@ pub struct Recognizer {
     config: SiameseConfig,
     preprocessor: Preprocessor,
     views: Vec<Distortion>,
+    /// Pen changes every picture is also seen with (as `CpuRecognizer::with_pens`).
+    pens: Vec<i8>,
     device: Device,
 }
 
@@ -42,7 +44,16 @@ impl Recognizer {
         let cpu = (device == Device::flex())
             .then(|| CpuRecognizer::new(config.clone(), &tensor_values(&model)).ok())
             .flatten();
-        Self { model, folded, cpu, config, preprocessor, views: vec![Distortion::NONE], device }
+        Self {
+            model,
+            folded,
+            cpu,
+            config,
+            preprocessor,
+            views: vec![Distortion::NONE],
+            pens: vec![0],
+            device,
+        }
     }
 
     /// Sees every picture through `n` views ([`Distortion::views`]: the plain picture, then
@@ -62,9 +73,21 @@ impl Recognizer {
         &self.config
     }
 
-    /// How many views each picture is embedded from.
+    /// Also sees every picture with its strokes changed by each of `pens` pixels, as
+    /// `CpuRecognizer::with_pens` does (`[0]` or nothing: as drawn).
+    pub fn with_pens(mut self, pens: &[i8]) -> Self {
+        self.pens = if pens.is_empty() { vec![0] } else { pens.to_vec() };
+        self
+    }
+
+    /// How many views each picture is embedded from: symmetries × pens.
     pub fn views(&self) -> usize {
-        self.views.len()
+        self.views.len() * self.pens.len()
+    }
+
+    /// The pen changes every picture is seen with.
+    pub fn pens(&self) -> &[i8] {
+        &self.pens
     }
 
     /// The preprocessing in front of the network.
@@ -82,23 +105,24 @@ impl Recognizer {
         Ok(self.embed_views(&self.render_all_views(images)?))
     }
 
-    /// What the network sees of a picture: one preprocessed input (`size²` values) per view.
+    /// What the network sees of a picture: one preprocessed input (`size²` values) per view,
+    /// pen by pen.
     pub fn render_views(&self, image: &InkImage) -> Result<Vec<Vec<f32>>, PreprocessError> {
-        self.views.iter().map(|view| self.preprocessor.render_distorted(image, view)).collect()
+        render_pen_views(&self.preprocessor, &self.views, &self.pens, image)
     }
 
     /// [`render_views`](Self::render_views) of every picture, concatenated: what
     /// [`embed_views`](Self::embed_views) takes.
     pub fn render_all_views(&self, images: &[&InkImage]) -> Result<Vec<Vec<f32>>, PreprocessError> {
-        let mut inputs = Vec::with_capacity(images.len() * self.views.len());
+        let mut inputs = Vec::with_capacity(images.len() * self.views());
         for image in images {
             inputs.extend(self.render_views(image)?);
         }
         Ok(inputs)
     }
 
-    /// Every view of pictures given as what the network sees of them, `views()` per picture
-    /// (see `CpuRecognizer::views_of_renders`).
+    /// Every view of pictures given as what the network sees of them, one render per pen per
+    /// picture in, `views()` per picture out (see `CpuRecognizer::views_of_renders`).
     pub fn views_of_renders(&self, renders: &[Vec<f32>]) -> Vec<Vec<f32>> {
         Distortion::apply_all_to_renders(&self.views, renders, self.preprocessor.size())
     }
@@ -106,7 +130,7 @@ impl Recognizer {
     /// Embeds pictures given as their [`render_views`](Self::render_views), concatenated
     /// (`views()` inputs per picture): `[n, views · embedding]`.
     pub fn embed_views(&self, inputs: &[Vec<f32>]) -> Tensor<2> {
-        let views = self.views.len();
+        let views = self.views();
         let embeddings = self.embed_preprocessed(inputs);
         let [rows, width] = embeddings.dims();
         embeddings.reshape([rows / views, views * width])
@@ -128,13 +152,13 @@ impl Recognizer {
     /// Same-character probabilities of every query against every support (picture embeddings
     /// as [`embed`](Self::embed) makes them): `[q, s]`, the mean logit over the views.
     pub fn scores(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
-        self.folded.cross_scores_views(queries, supports, self.views.len())
+        self.folded.cross_scores_views(queries, supports, self.views())
     }
 
     /// The head's logits behind [`scores`](Self::scores), before the sigmoid: what ranks the
     /// matches, since the sigmoid rounds confident ones to exactly 1 in f32.
     pub fn logits(&self, queries: Tensor<2>, supports: Tensor<2>) -> Tensor<2> {
-        self.folded.cross_logits_views(queries, supports, self.views.len())
+        self.folded.cross_logits_views(queries, supports, self.views())
     }
 }
 
@@ -168,6 +192,12 @@ impl Committee {
         Ok(Self { members })
     }
 
+    /// Every network also sees each picture with these pen changes (`Recognizer::with_pens`).
+    pub fn with_pens(mut self, pens: &[i8]) -> Self {
+        self.members = self.members.into_iter().map(|m| m.with_pens(pens)).collect();
+        self
+    }
+
     /// The networks, in the file's order (to fine-tune each).
     pub fn members(&self) -> &[Recognizer] {
         &self.members
@@ -185,6 +215,11 @@ impl Committee {
     /// How many views each picture is embedded from.
     pub fn views(&self) -> usize {
         self.first().views()
+    }
+
+    /// The pen changes every picture is seen with.
+    pub fn pens(&self) -> &[i8] {
+        self.first().pens()
     }
 
     /// The device the networks run on.
