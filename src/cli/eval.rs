@@ -29,12 +29,8 @@ pub struct EvalOptions {
     /// supports (repeat for several).
     #[arg(long)]
     pub hubness: Vec<HubDemotion>,
-    /// Also see every drawing with its strokes narrowed (negative) or widened by these many
-    /// pixels of a 105-pixel scan, the logits averaged over these pens, e.g. `-1,0` (with
-    /// `--size-penalty` and each `--hubness` too); 0 is the drawing as it is.
-    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(i8).range(-3..=3))]
-    pub pens: Vec<i8>,
+    #[command(flatten)]
+    pub pen: PenOptions,
     /// Also score with each pair's logit lowered by BETA times the absolute log ratios of the
     /// two drawings' ink-box widths and heights (with `--pens`, and each `--hubness` too).
     #[arg(long, value_parser = non_negative)]
@@ -87,6 +83,18 @@ pub struct EvalOptions {
     /// those of each task's supports.
     #[arg(long, value_parser = blend)]
     pub adapt_norms: Option<f64>,
+}
+
+/// The pens a network sees every drawing with (`CpuRecognizer::with_pens`).
+#[derive(clap::Args)]
+pub struct PenOptions {
+    /// See every drawing with its strokes narrowed (negative) or widened by each of these many
+    /// pixels of a 105-pixel scan, the logits averaged over the pens as over the views, e.g.
+    /// `0,-1`; the page uses the default, 0: the drawing as it is (`eval` scores other pens in
+    /// rows of their own, beside it).
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i8).range(-3..=3))]
+    pub pens: Vec<i8>,
 }
 
 /// A finite number of 0 or more.
@@ -159,11 +167,8 @@ pub struct StrokesOptions {
     /// page uses the default).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
-    /// See each picture also with its strokes narrowed (negative) or widened by these many
-    /// pixels, as `eval --pens` (the page uses the default, 0: as drawn).
-    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(i8).range(-3..=3))]
-    pub pens: Vec<i8>,
+    #[command(flatten)]
+    pub pen: PenOptions,
     /// Also write the tasks (strokes in 0..1 of Omniglot's canvas) and these accuracies as JSON,
     /// for the page's replay test.
     #[arg(long)]
@@ -184,12 +189,12 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
                 classifiers.push(Box::new(Committee { members }));
             }
             // Rescored rows: one per demotion, and one without if pens or sizes rescore.
-            let rescores = options.pens != [0] || options.size_penalty.is_some();
+            let rescores = options.pen.pens != [0] || options.size_penalty.is_some();
             let demotions =
                 rescores.then_some(None).into_iter().chain(options.hubness.iter().copied().map(Some));
             for hubness in demotions {
                 classifiers.push(Box::new(Rescored {
-                    recognizer: recognizer.clone().with_pens(&options.pens),
+                    recognizer: recognizer.clone().with_pens(&options.pen.pens),
                     size_penalty: options.size_penalty.map(|beta| SizePenalty { beta }),
                     hubness,
                 }));
@@ -243,8 +248,9 @@ pub fn run_strokes(options: &StrokesOptions, data_dir: &Path) -> Result<(), AnyE
     };
     use oneshot_core::strokes::OMNIGLOT_PEN;
 
-    let recognizer =
-        weights::load_cpu_recognizer(&options.weights)?.with_views(options.views).with_pens(&options.pens);
+    let recognizer = weights::load_cpu_recognizer(&options.weights)?
+        .with_views(options.views)
+        .with_pens(&options.pen.pens);
     let path = options.strokes.clone().unwrap_or_else(|| data_dir.join("strokes_background_small2.zip"));
     let recorded = data::load_strokes(&path)?;
     let background = data::Omniglot::load(&data_dir.join("images_background.zip"))?;
@@ -295,13 +301,17 @@ pub struct CalibrateOptions {
     /// Seed of the pairs and tasks.
     #[arg(long, default_value_t = 3)]
     pub seed: u64,
+    #[command(flatten)]
+    pub pen: PenOptions,
 }
 
 /// Prints error rates over thresholds on the validation alphabets, and the "none of these"
 /// threshold.
 pub fn run_calibrate(options: &CalibrateOptions, data_dir: &Path) -> Result<(), AnyError> {
     use oneshot::eval::calibrate::Calibration;
-    let recognizer = weights::load_cpu_recognizer(&options.weights)?.with_views(DEFAULT_VIEWS);
+    let recognizer = weights::load_cpu_recognizer(&options.weights)?
+        .with_views(DEFAULT_VIEWS)
+        .with_pens(&options.pen.pens);
     let data = DataSet::load(data_dir)?;
     let alphabets = data.alphabets(Split::Validation, &[])?;
     let calibration = Calibration::measure(
