@@ -3,7 +3,8 @@
 //! (the page runs the committee packed into its weights file, `oneshot pack --with`, which ranks
 //! as this one does), and logits rescored — pairs of different sizes penalised, supports that
 //! resemble many others demoted (neither used by the page; `--pens` is the recognizer's own,
-//! `CpuRecognizer::with_pens`). Figures: docs/training.md, "Committees and hub demotion" and "Test-time rescoring".
+//! `CpuRecognizer::with_pens`). Figures: docs/training.md, "Committees and hub demotion" and
+//! "Test-time rescoring".
 
 use oneshot_core::preprocess::{InkImage, PreprocessError};
 use oneshot_core::recognize::{CpuRecognizer, argmax};
