@@ -89,8 +89,12 @@ fn train_checkpoints_resumes_and_evaluates() {
     let eval = oneshot(&["eval", "--weights", best.to_str().unwrap(), "--tasks", "10", "--way", "5,20"]);
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let table = text(&eval.stdout);
-    // The page's views by default: the plain drawing and its seven other symmetries.
-    assert!(table.contains("siamese (web, 8 views)") && table.contains("1-NN on 32×32 pixels"), "{table}");
+    // The page's views and pens by default: the plain drawing and its seven other symmetries,
+    // as drawn and one pixel narrower.
+    assert!(
+        table.contains("siamese (web, 8 views), pens 0,-1 |") && table.contains("1-NN on 32×32 pixels"),
+        "{table}"
+    );
     assert!(table.contains("all_runs.zip (20 runs) | 400 |"), "{table}");
     assert!(table.contains("5-way random") && table.contains("20-way random"), "{table}");
 

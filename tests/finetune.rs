@@ -111,6 +111,7 @@ fn per_task_fine_tuning_starts_from_the_network_and_changes_it() {
         settings: FineTuneConfig { learning_rate: 1e-3, ..FineTuneConfig::for_scope(FineTuneScope::Whole) },
         steps,
         views: 2,
+        pens: vec![0],
     };
     let answers = |classifier: &dyn OneShotClassifier| -> Vec<Vec<usize>> {
         tasks

@@ -8,7 +8,7 @@ use oneshot::eval::rerank::{Committee, HubDemotion, Rescored, SizePenalty};
 use oneshot::eval::tuned::FineTunedPerTask;
 use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
 use oneshot_core::preprocess::Preprocessor;
-use oneshot_core::recognize::DEFAULT_VIEWS;
+use oneshot_core::recognize::{DEFAULT_VIEWS, MAX_PEN_CHANGE};
 use oneshot_data::{self as data, Archive, DataSet, Split, TaskSampler};
 use oneshot_model::finetune::{FineTuneConfig, FineTuneScope};
 use oneshot_model::weights;
@@ -32,7 +32,7 @@ pub struct EvalOptions {
     #[command(flatten)]
     pub pen: PenOptions,
     /// Also score with each pair's logit lowered by BETA times the absolute log ratios of the
-    /// two drawings' ink-box widths and heights (with `--pens`, and each `--hubness` too).
+    /// two drawings' ink-box widths and heights (and each `--hubness` with it too).
     #[arg(long, value_parser = non_negative)]
     pub size_penalty: Option<f32>,
     /// Lake-format run set (zip or folder); defaults to all_runs.zip in the data folder.
@@ -88,12 +88,11 @@ pub struct EvalOptions {
 /// The pens a network sees every drawing with (`CpuRecognizer::with_pens`).
 #[derive(clap::Args)]
 pub struct PenOptions {
-    /// See every drawing with its strokes narrowed (negative) or widened by each of these many
-    /// pixels of a 105-pixel scan, the logits averaged over the pens as over the views, e.g.
-    /// `0,-1`; the page uses the default, 0: the drawing as it is (`eval` scores other pens in
-    /// rows of their own, beside it).
-    #[arg(long, value_delimiter = ',', default_value = "0", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(i8).range(-3..=3))]
+    /// See every drawing also with its strokes narrowed (negative) or widened by each of these
+    /// many pixels of a 105-pixel scan, the logits averaged over the pens as over the views; the
+    /// page uses the default, `0,-1` (as drawn and one pixel narrower); `0`: as drawn only.
+    #[arg(long, value_delimiter = ',', default_value = "0,-1", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i8).range(-i64::from(MAX_PEN_CHANGE)..=i64::from(MAX_PEN_CHANGE)))]
     pub pens: Vec<i8>,
 }
 
@@ -134,6 +133,7 @@ impl EvalOptions {
                 settings,
                 steps: self.fine_tune_steps,
                 views: self.views,
+                pens: self.pen.pens.clone(),
             }));
         }
         if let Some(blend) = self.adapt_norms {
@@ -179,22 +179,27 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
     let mut classifiers: Vec<Box<dyn OneShotClassifier>> = Vec::new();
     let size = match &options.weights {
         Some(path) => {
-            let recognizer = weights::load_cpu_recognizer(path)?.with_views(options.views);
+            let load = |path| -> Result<_, AnyError> {
+                Ok(weights::load_cpu_recognizer(path)?.with_views(options.views).with_pens(&options.pen.pens))
+            };
+            let recognizer = load(path)?;
             let size = recognizer.config().input_size;
             if !options.with.is_empty() {
                 let mut members = vec![recognizer.clone()];
                 for other in &options.with {
-                    members.push(weights::load_cpu_recognizer(other)?.with_views(options.views));
+                    members.push(load(other)?);
                 }
                 classifiers.push(Box::new(Committee { members }));
             }
-            // Rescored rows: one per demotion, and one without if pens or sizes rescore.
-            let rescores = options.pen.pens != [0] || options.size_penalty.is_some();
-            let demotions =
-                rescores.then_some(None).into_iter().chain(options.hubness.iter().copied().map(Some));
+            // Rescored rows: one per demotion, and one without if sizes rescore.
+            let demotions = options
+                .size_penalty
+                .map(|_| None)
+                .into_iter()
+                .chain(options.hubness.iter().copied().map(Some));
             for hubness in demotions {
                 classifiers.push(Box::new(Rescored {
-                    recognizer: recognizer.clone().with_pens(&options.pen.pens),
+                    recognizer: recognizer.clone(),
                     size_penalty: options.size_penalty.map(|beta| SizePenalty { beta }),
                     hubness,
                 }));

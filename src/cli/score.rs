@@ -26,11 +26,15 @@ pub struct ScoreOptions {
     /// page uses the default).
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
+    #[command(flatten)]
+    pub pen: super::eval::PenOptions,
 }
 
 /// Prints `{"scores": [[...per support...] per query]}` as JSON.
 pub fn run_score(options: &ScoreOptions) -> Result<(), AnyError> {
-    let recognizer = weights::load_cpu_recognizer(&options.weights)?.with_views(options.views);
+    let recognizer = weights::load_cpu_recognizer(&options.weights)?
+        .with_views(options.views)
+        .with_pens(&options.pen.pens);
     let read = |paths: &[PathBuf]| -> Result<Vec<InkImage>, AnyError> {
         paths
             .iter()

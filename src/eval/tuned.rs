@@ -24,6 +24,9 @@ pub struct FineTunedPerTask {
     pub steps: usize,
     /// Views each picture is seen through when classifying ([`Recognizer::with_views`]).
     pub views: usize,
+    /// Pens each picture is also seen with when classifying ([`Recognizer::with_pens`]), as
+    /// the page re-embeds its drawings after fine-tuning.
+    pub pens: Vec<i8>,
 }
 
 impl FineTunedPerTask {
@@ -48,7 +51,7 @@ impl FineTunedPerTask {
             Err(FineTuneError::TooFewClasses) => self.model.clone(),
             Err(FineTuneError::Drawing { source, .. }) => return Err(source),
         };
-        Ok(Recognizer::new(model, self.config.clone(), device).with_views(self.views))
+        Ok(Recognizer::new(model, self.config.clone(), device).with_views(self.views).with_pens(&self.pens))
     }
 }
 
@@ -56,7 +59,7 @@ impl OneShotClassifier for FineTunedPerTask {
     fn name(&self) -> String {
         format!(
             "{}, fine-tuned {} steps ({:?}, lr {:e}) on each task's supports",
-            super::siamese_name(self.config.preset, self.views, 1, &[0]),
+            super::siamese_name(self.config.preset, self.views * self.pens.len().max(1), 1, &self.pens),
             self.steps,
             self.settings.scope,
             self.settings.learning_rate

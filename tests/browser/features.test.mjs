@@ -92,6 +92,21 @@ test('"none of these" when no character is likely, and where it looks', async ()
     const map = await page.evaluate(() => window.oneshot.heatmap);
     assert.equal(map.drops.length, 64, 'an 8×8 grid of 4-pixel patches');
     assert.ok(Math.max(...map.drops) > 0, 'covering some part lowers the match');
+    // The page sees each drawing as drawn and one pixel narrower; other pens are refused past 3.
+    const pens = await page.evaluate(async () => {
+      const { engine, weights } = { engine: window.oneshot.network.active.engine, weights: window.oneshot.network.weights };
+      const one = await engine.constructor.create(false, weights, Int8Array.of(0));
+      const views = [engine.views(), one.views()];
+      one.free();
+      const refused = await engine.constructor.create(false, weights, Int8Array.of(4)).then((e) => (e.free(), ''), (error) => error.message);
+      return { pens: Array.from(engine.pens()), views, refused };
+    });
+    assert.deepEqual(pens.pens, [0, -1]);
+    assert.deepEqual(pens.views, [16, 8], 'eight symmetries for each pen');
+    assert.match(pens.refused, /at most 3 either way/);
+    // Uncovered, the query's renders (one per pen) must score as the query itself does.
+    const best = await page.evaluate(() => Math.max(...window.oneshot.lastScores.map((e) => e.score)));
+    assert.ok(Math.abs(map.score - best) < 1e-5, `the map's uncovered score ${map.score}, the query's ${best}`);
     // Remove beta: the β query matches nothing above the threshold.
     await page.getByRole('button', { name: 'Remove character 2' }).click();
     await idle(page);

@@ -62,6 +62,7 @@ function fuzzInPage(page, calls, seed) {
         () => engine().embedInputs(floats(size * size * int(4) + pick([0, 0, 1]), true)),
         () => engine().queryViews(floats(size * size * pick([views, views - 1, 1])), floats(width * int(5) + pick([0, 3]))),
         () => network.active.engine.constructor.create(false, damaged()).then((e) => e.free()),
+        () => network.active.engine.constructor.create(false, weights, Int8Array.of(pick([0, -1, 3, -3, 4, -4, 127, -128]))).then((e) => e.free()),
       ];
       const report = { calls: 0, rejected: 0, accepted: 0, badErrors: [], drift: 0, kinds: kinds.length };
       for (let i = 0; i < calls; i++) {

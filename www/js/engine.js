@@ -108,11 +108,12 @@ export function watchGpuDevices(onDevice) {
 /**
  * An engine of one flavour on given weights: `{ engine, flavour, backend, memory, glue }`
  * (`memory` is its instance's WebAssembly memory, which the tests watch for leaks; `glue` its
- * module, whose other classes work with this engine).
+ * module, whose other classes work with this engine). `pens` (an Int8Array) overrides the pens
+ * every drawing is seen with; the page keeps the engine's default.
  */
-export async function createEngine(flavour, weights) {
+export async function createEngine(flavour, weights, pens = undefined) {
   const { glue, memory } = await instantiate(flavour);
-  const engine = await glue.Engine.create(flavour === 'gpu', weights);
+  const engine = await glue.Engine.create(flavour === 'gpu', weights, pens);
   return { engine, flavour, backend: engine.backend(), memory, glue };
 }
 

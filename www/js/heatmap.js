@@ -5,24 +5,30 @@
 const PATCH = 4;
 
 /**
- * Computes the map: `input` is the query's first view (`size²` values), `support` the best
- * character's embedding; `engine` embeds the covered inputs (each through all its views) and
- * scores them. Resolves to per-patch drops.
+ * Computes the map: `renders` is what the network sees of the query with each of its pens
+ * (`engine.pens().length` images of `inputSize²` values, as `queryStrokes` returns them),
+ * `support` the best character's embedding. The same patch is covered in every pen's render;
+ * `engine` embeds the covered drawings (each through all its views) and scores them. Resolves
+ * to per-patch drops, with the input's side `size`.
  */
-export async function occlusionMap(engine, input, size, support) {
+export async function occlusionMap(engine, renders, support) {
+  const size = engine.inputSize();
+  const drawing = renders.length;
   const patches = Math.ceil(size / PATCH);
-  const images = new Float32Array(size * size * (patches * patches + 1));
-  images.set(input, 0);
+  const images = new Float32Array(drawing * (patches * patches + 1));
+  images.set(renders, 0);
   for (let p = 0; p < patches * patches; p++) {
-    const covered = Float32Array.from(input);
+    const covered = Float32Array.from(renders);
     const [py, px] = [Math.floor(p / patches) * PATCH, (p % patches) * PATCH];
-    for (let y = py; y < Math.min(size, py + PATCH); y++) covered.fill(0, y * size + px, y * size + Math.min(size, px + PATCH));
-    images.set(covered, (p + 1) * size * size);
+    for (let at = 0; at < drawing; at += size * size) {
+      for (let y = py; y < Math.min(size, py + PATCH); y++) covered.fill(0, at + y * size + px, at + y * size + Math.min(size, px + PATCH));
+    }
+    images.set(covered, (p + 1) * drawing);
   }
   const embeddings = await engine.embedInputs(images);
   const scores = await engine.scores(embeddings, support);
   const drops = Array.from(scores.subarray(1), (s) => Math.max(0, scores[0] - s));
-  return { patches, drops, score: scores[0] };
+  return { size, patches, drops, score: scores[0] };
 }
 
 /** Paints the input in grey and the drops in red on a canvas. */

@@ -260,24 +260,27 @@ app.idle = async () => {
 async function embedPad(pad, supports = new Float32Array(0)) {
   if (pad.isEmpty || !app.engine) {
     pad.showInput(null);
+    pad.renders = null;
     return null;
   }
   const { points, lengths } = pad.strokeData();
   try {
-    const { input, size, embedding, scores } = await serial(() =>
+    const { renders, size, embedding, scores } = await serial(() =>
       app.network.run(async (engine) => {
         const [size, width] = [engine.inputSize(), engine.embeddingWidth()];
         const out = await engine.queryStrokes(points, lengths, supports);
-        const pixels = size * size;
-        return { size, input: out.subarray(0, pixels), embedding: out.slice(pixels, pixels + width), scores: out.subarray(pixels + width) };
+        // One render per pen (the drawing as drawn first), then the embedding, then the scores.
+        const pixels = size * size * engine.pens().length;
+        return { size, renders: out.slice(0, pixels), embedding: out.slice(pixels, pixels + width), scores: out.subarray(pixels + width) };
       }),
     );
     pad.setMessage('');
-    pad.showInput(input, size);
-    pad.input = input;
+    pad.showInput(renders.subarray(0, size * size), size);
+    pad.renders = renders;
     return { embedding, scores };
   } catch (error) {
     pad.showInput(null);
+    pad.renders = null;
     pad.setMessage(drawingError(error));
     app.lastError = String(error?.message ?? error);
     return null;
@@ -417,15 +420,14 @@ async function verifyPair() {
 /** Paints the occlusion map of the query against its best match (when the toggle is on). */
 async function drawHeatmap() {
   const figure = $('heatmap-figure');
-  const input = app.query.input;
-  if (!query.bestSupport || !input) {
+  const renders = app.query.renders;
+  if (!query.bestSupport || !renders) {
     figure.hidden = true;
     return;
   }
   try {
-    const size = Math.round(Math.sqrt(input.length));
-    const map = await serial(() => app.network.run((engine) => occlusionMap(engine, input, size, query.bestSupport)));
-    paintMap($('heatmap'), input, size, map);
+    const map = await serial(() => app.network.run((engine) => occlusionMap(engine, renders, query.bestSupport)));
+    paintMap($('heatmap'), renders.subarray(0, map.size * map.size), map.size, map);
     app.heatmap = map;
     figure.hidden = false;
   } catch (error) {

@@ -79,7 +79,8 @@ export class Network {
       // warmed with these, a first query against 5–20 supports took 50 ms on SwiftShader, not 780.
       // Both ways the page scores: with the query in one call, and alone when a support changes.
       const { points, lengths } = WARM_UP;
-      const embedding = (await gpu.engine.queryStrokes(points, lengths, new Float32Array(0))).slice(gpu.engine.inputSize() ** 2);
+      const renders = gpu.engine.pens().length * gpu.engine.inputSize() ** 2;
+      const embedding = (await gpu.engine.queryStrokes(points, lengths, new Float32Array(0))).slice(renders);
       for (const count of WARM_UP_SUPPORTS) {
         await gpu.engine.queryStrokes(points, lengths, repeat(embedding, count));
         await gpu.engine.scores(embedding, repeat(embedding, count));

@@ -4,7 +4,7 @@
 
 use oneshot_core::architecture::{Preset, SiameseConfig};
 use oneshot_core::preprocess::InkImage;
-use oneshot_core::recognize::{CpuRecognizer, DEFAULT_VIEWS};
+use oneshot_core::recognize::{CpuRecognizer, DEFAULT_PENS, DEFAULT_VIEWS, MAX_PEN_CHANGE};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -42,6 +42,14 @@ impl Net {
             Net::Cpu(r) => r.views(),
             #[cfg(feature = "webgpu")]
             Net::Gpu(r) => r.views(),
+        }
+    }
+
+    fn pens(&self) -> &[i8] {
+        match self {
+            Net::Cpu(r) => r.pens(),
+            #[cfg(feature = "webgpu")]
+            Net::Gpu(r) => r.pens(),
         }
     }
 
@@ -142,9 +150,17 @@ pub struct Engine {
 impl Engine {
     /// Loads a weights file of the `web` preset (or a committee file of such networks, which
     /// answer together) onto WebGPU when `use_gpu` is true, this build has WebGPU and an adapter
-    /// is available, otherwise onto the CPU (the project's kernels).
-    pub async fn create(use_gpu: bool, weights: Vec<u8>) -> Result<Engine, JsError> {
+    /// is available, otherwise onto the CPU (the project's kernels). Every drawing is seen with
+    /// each of `pens` (pixels of a 105-pixel scan its strokes are widened by, negative:
+    /// narrowed; at most 3 either way); by default the page's, as drawn and one pixel narrower.
+    pub async fn create(use_gpu: bool, weights: Vec<u8>, pens: Option<Vec<i8>>) -> Result<Engine, JsError> {
         let expected = Preset::Web.config();
+        let pens = pens.unwrap_or_else(|| DEFAULT_PENS.to_vec());
+        if let Some(pen) = pens.iter().find(|p| p.unsigned_abs() > MAX_PEN_CHANGE.unsigned_abs()) {
+            return Err(JsError::new(&format!(
+                "a pen change of {pen} pixels: at most {MAX_PEN_CHANGE} either way"
+            )));
+        }
         #[cfg(feature = "webgpu")]
         if use_gpu {
             match crate::gpu::device().await {
@@ -155,15 +171,16 @@ impl Engine {
                         &device,
                         DEFAULT_VIEWS,
                     )
-                    .map_err(js_error)?;
+                    .map_err(js_error)?
+                    .with_pens(&pens);
                     let backend = BackendInfo { kind: "webgpu", detail: adapter };
                     return Ok(Engine { net: Net::Gpu(recognizer), backend, weights });
                 }
-                Err(reason) => return Self::on_cpu(weights, &expected, reason),
+                Err(reason) => return Self::on_cpu(weights, &expected, &pens, reason),
             }
         }
         let reason = if use_gpu { "this build runs on the CPU only" } else { "WebGPU not requested" };
-        Self::on_cpu(weights, &expected, reason.into())
+        Self::on_cpu(weights, &expected, &pens, reason.into())
     }
 
     /// The weights file this engine runs (to download).
@@ -189,9 +206,16 @@ impl Engine {
         self.net.embedding_width() * self.views()
     }
 
-    /// Views the recognizer sees each drawing through (the plain drawing, then its symmetries).
+    /// Views the recognizer sees each drawing through: for each pen, the plain drawing, then its
+    /// symmetries.
     pub fn views(&self) -> usize {
         self.net.views()
+    }
+
+    /// The pens every drawing is seen with (pixel changes of its strokes, see `create`), in the
+    /// order of its renders.
+    pub fn pens(&self) -> Vec<i8> {
+        self.net.pens().to_vec()
     }
 
     /// What the network sees of a drawing given as strokes (see `strokes_image`): `size²`
@@ -219,9 +243,10 @@ impl Engine {
 
     /// The page's whole query path in one call: a drawing given as strokes, preprocessed once,
     /// embedded and scored against support embeddings (`embeddingWidth()` values each, back to
-    /// back; empty to embed only). Returns, back to back, what the network sees (`inputSize²`
-    /// values, the first view), the embedding (`embeddingWidth()`), and one score per support.
-    /// On WebGPU the embedding and the scores come back in one readback.
+    /// back; empty to embed only). Returns, back to back, what the network sees with each pen
+    /// (`pens().length` renders of `inputSize²` values, each pen's undistorted view), the
+    /// embedding (`embeddingWidth()`), and one score per support. On WebGPU the embedding and
+    /// the scores come back in one readback.
     #[wasm_bindgen(js_name = queryStrokes)]
     pub async fn query_strokes(
         &self,
@@ -234,7 +259,9 @@ impl Engine {
         }
         let views = self.net.render_views(&strokes_image(&points, &lengths)?)?;
         let embedded = self.net.embed_and_score(&views, supports).await?;
-        let mut out = views.into_iter().next().ok_or_else(|| JsError::new("the network has no views"))?;
+        // Views come pen by pen, each pen's undistorted view first.
+        let per_pen = views.len() / self.net.pens().len().max(1);
+        let mut out: Vec<f32> = views.iter().step_by(per_pen.max(1)).flatten().copied().collect();
         out.extend(embedded);
         Ok(out)
     }
@@ -257,12 +284,15 @@ impl Engine {
         self.net.embed_each(&inputs).await
     }
 
-    /// Embeddings of drawings given as what the network sees of them (`inputSize²` values
-    /// each, concatenated, as `preprocessStrokes` or `queryStrokes` return them), each seen
-    /// through every view: `embeddingWidth()` values per drawing, to score against support
-    /// embeddings (the page's occlusion map covers patches of a query's input this way).
+    /// Embeddings of drawings given as what the network sees of them with each pen
+    /// (`pens().length` renders of `inputSize²` values per drawing, concatenated, as
+    /// `queryStrokes` returns them), each render seen through every symmetry: `embeddingWidth()`
+    /// values per drawing, to score against support embeddings (the page's occlusion map covers
+    /// patches of a query's renders this way).
     #[wasm_bindgen(js_name = embedInputs)]
     pub async fn embed_inputs(&self, inputs: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let size = self.input_size();
+        check_items(&inputs, size * size * self.net.pens().len(), "drawings (all their pens' renders)")?;
         let views = self.net.views_of_renders(&self.split_images(&inputs)?);
         self.net.embed_each(&views).await
     }
@@ -329,9 +359,16 @@ impl Engine {
     }
 
     /// An engine on the CPU, saying why not on WebGPU.
-    fn on_cpu(weights: Vec<u8>, expected: &SiameseConfig, reason: String) -> Result<Engine, JsError> {
-        let recognizer =
-            CpuRecognizer::from_bytes(&weights, Some(expected)).map_err(js_error)?.with_views(DEFAULT_VIEWS);
+    fn on_cpu(
+        weights: Vec<u8>,
+        expected: &SiameseConfig,
+        pens: &[i8],
+        reason: String,
+    ) -> Result<Engine, JsError> {
+        let recognizer = CpuRecognizer::from_bytes(&weights, Some(expected))
+            .map_err(js_error)?
+            .with_views(DEFAULT_VIEWS)
+            .with_pens(pens);
         Ok(Engine {
             net: Net::Cpu(recognizer),
             backend: BackendInfo { kind: "cpu", detail: reason },
