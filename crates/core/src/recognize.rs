@@ -163,8 +163,8 @@ impl CpuRecognizer {
     /// Also sees every picture with its strokes narrowed (negative) or widened by each of
     /// `pens` pixels ([`InkImage::with_stroke_change`]), each through every view: a picture's
     /// views are then its pens' views, pen by pen, and a score the mean logit over all of them.
-    /// `[0]` (or nothing) is the picture as drawn. `eval --pens` measures it (docs/training.md,
-    /// "Test-time rescoring"); the page does not use it yet.
+    /// `[0]` (or nothing) is the picture as drawn. The page and the CLI use [`DEFAULT_PENS`]
+    /// (docs/training.md, "Test-time rescoring").
     pub fn with_pens(mut self, pens: &[i8]) -> Self {
         self.pens = if pens.is_empty() { vec![0] } else { pens.to_vec() };
         self
