@@ -42,10 +42,16 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// The best validation point so far.
+    /// The best validation point so far: of equal ones the first, the one `best.osw` holds
+    /// (a later point replaces it only when strictly better).
     pub fn best(&self) -> Option<&ValidationPoint> {
-        self.history.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+        first_best(&self.history)
     }
+}
+
+/// The earliest point of highest accuracy (`Iterator::max_by` would give the last of a tie).
+fn first_best(history: &[ValidationPoint]) -> Option<&ValidationPoint> {
+    history.iter().reduce(|best, point| if point.accuracy > best.accuracy { point } else { best })
 }
 
 /// File names inside a run folder.
@@ -214,5 +220,23 @@ pub(super) fn start_or_resume(
             let state = RunState { options: options.clone(), iteration: 0, history: Vec::new() };
             Ok(Checkpoint { model, optimizer, state })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(iteration: usize, accuracy: f64) -> ValidationPoint {
+        ValidationPoint { iteration, loss: 0.0, accuracy, seconds: 0.0 }
+    }
+
+    #[test]
+    fn a_tie_keeps_the_earlier_point_as_best_osw_does() {
+        let history = [point(35_000, 86.3), point(40_000, 86.8), point(45_000, 86.35), point(50_000, 86.8)];
+        assert_eq!(first_best(&history).map(|p| p.iteration), Some(40_000));
+        assert_eq!(first_best(&history[..3]).map(|p| p.iteration), Some(40_000));
+        assert_eq!(first_best(&[point(5_000, 80.0), point(10_000, 81.0)]).map(|p| p.iteration), Some(10_000));
+        assert!(first_best(&[]).is_none());
     }
 }
