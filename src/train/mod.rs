@@ -225,7 +225,6 @@ impl Progress {
 
     /// Adds a validation point to the history; whether it is the best so far.
     fn validated(&mut self, state: &mut RunState, accuracy: f64) -> (ValidationPoint, bool) {
-        let improved = state.best().is_none_or(|b| accuracy > b.accuracy);
         self.seconds += self.started.elapsed().as_secs_f64();
         let point = ValidationPoint {
             iteration: state.iteration,
@@ -234,6 +233,8 @@ impl Progress {
             seconds: self.seconds,
         };
         state.history.push(point.clone());
+        // One rule for a tie, `RunState::best`'s, decides both this and the summary's step.
+        let improved = state.best().is_some_and(|best| best.iteration == point.iteration);
         (point, improved)
     }
 
