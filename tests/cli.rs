@@ -108,6 +108,49 @@ fn train_checkpoints_resumes_and_evaluates() {
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     assert!(text(&eval.stdout).contains("siamese (web, 8 views, committee of 2)"), "{}", text(&eval.stdout));
 
+    // Another network on the same trials, compared with the first trial by trial: the pair
+    // against itself differs on no trial; the shipped committee against the six-step network
+    // differs by exactly what their accuracies do.
+    let eval = oneshot(&[
+        "eval",
+        "--weights",
+        pair_str,
+        "--versus",
+        pair_str,
+        "--no-runs",
+        "--tasks",
+        "4",
+        "--way",
+        "5",
+    ]);
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let table = text(&eval.stdout);
+    assert!(table.contains(&format!("pens 0,-1 from {pair_str} | 5-way random")), "{table}");
+    assert!(table.contains("| 0 | 0 | +0.00 points | 0.00 |"), "{table}");
+    let eval = oneshot(&[
+        "eval",
+        "--weights",
+        "weights/web.osw",
+        "--versus",
+        best,
+        "--no-runs",
+        "--tasks",
+        "20",
+        "--way",
+        "5",
+    ]);
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let table = text(&eval.stdout);
+    let cells = |line: &str| line.split('|').map(str::trim).map(String::from).collect::<Vec<_>>();
+    let accuracy = |row: &str| row.trim_end_matches(" %").parse::<f64>().unwrap();
+    let rows: Vec<Vec<String>> = table.lines().filter(|l| l.contains("5-way random")).map(cells).collect();
+    let (shipped, trained) = (accuracy(&rows[0][4]), accuracy(&rows[1][4]));
+    assert!(rows[1][1].ends_with(&format!("from {best}")), "{table}");
+    let paired = rows.iter().find(|r| r.len() == 8).unwrap_or_else(|| panic!("no paired row: {table}"));
+    let (gained, lost): (f64, f64) = (paired[3].parse().unwrap(), paired[4].parse().unwrap());
+    assert!(lost > 0.0, "the shipped committee beats six steps of training: {table}");
+    assert!(((gained - lost) * 100.0 / 20.0 - (trained - shipped)).abs() < 1e-9, "{table}");
+
     // Rescored at test time: one row without demotion, one per demotion.
     let rescored = ["--pens", "-1,0", "--size-penalty", "1", "--hubness", "0.35:3"];
     let eval = oneshot(

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use oneshot::eval::adapted::NormsAdaptedPerTask;
 use oneshot::eval::rerank::{Committee, HubDemotion, Rescored, SizePenalty};
 use oneshot::eval::tuned::FineTunedPerTask;
-use oneshot::eval::{NearestNeighbour, OneShotClassifier, evaluate_runs, evaluate_tasks};
-use oneshot_core::preprocess::Preprocessor;
-use oneshot_core::recognize::{DEFAULT_VIEWS, MAX_PEN_CHANGE};
+use oneshot::eval::{
+    NearestNeighbour, OneShotClassifier, Outcomes, PairedDifference, answer_runs, answer_tasks,
+};
+use oneshot_core::preprocess::{InkImage, PreprocessError, Preprocessor};
+use oneshot_core::recognize::{CpuRecognizer, DEFAULT_VIEWS, MAX_PEN_CHANGE};
 use oneshot_data::{self as data, Archive, DataSet, Split, TaskSampler};
 use oneshot_model::finetune::{FineTuneConfig, FineTuneScope};
 use oneshot_model::weights;
@@ -24,6 +26,11 @@ pub struct EvalOptions {
     /// each over its own views), besides the first alone; repeat for more.
     #[arg(long)]
     pub with: Vec<PathBuf>,
+    /// Another network to score alone, with the same views and pens, on the same trials, and to
+    /// compare with the first trial by trial (repeat for more): a new committee against the
+    /// shipped one, say.
+    #[arg(long)]
+    pub versus: Vec<PathBuf>,
     /// Also score the network with supports that resemble the others demoted, `ALPHA:K`: each
     /// support's logits lowered by ALPHA times its mean logit against its K most similar other
     /// supports (repeat for several).
@@ -177,6 +184,7 @@ pub struct StrokesOptions {
 
 pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> {
     let mut classifiers: Vec<Box<dyn OneShotClassifier>> = Vec::new();
+    let mut reference = None;
     let size = match &options.weights {
         Some(path) => {
             let load = |path| -> Result<_, AnyError> {
@@ -204,8 +212,14 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
                     hubness,
                 }));
             }
+            // The row every other network is compared with, trial by trial.
+            reference = Some(classifiers.len());
             classifiers.push(Box::new(recognizer));
             classifiers.extend(options.per_task(path)?);
+            for other in &options.versus {
+                classifiers
+                    .push(Box::new(FromFile { file: other.display().to_string(), recognizer: load(other)? }));
+            }
             size
         }
         None => options.size,
@@ -222,7 +236,7 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
             runs.len()
         );
         for classifier in &classifiers {
-            rows.push((classifier.name(), name.clone(), evaluate_runs(classifier.as_ref(), &runs)?));
+            rows.push((classifier.name(), name.clone(), answer_runs(classifier.as_ref(), &runs)?));
         }
     }
     if options.tasks > 0 {
@@ -233,16 +247,67 @@ pub fn run_eval(options: &EvalOptions, data_dir: &Path) -> Result<(), AnyError> 
             let tasks: Vec<_> = (0..options.tasks).map(|_| sampler.sample()).collect();
             let name = format!("{way}-way random, {:?} alphabets", options.split).to_lowercase();
             for classifier in &classifiers {
-                rows.push((classifier.name(), name.clone(), evaluate_tasks(classifier.as_ref(), &tasks)?));
+                rows.push((classifier.name(), name.clone(), answer_tasks(classifier.as_ref(), &tasks)?));
             }
         }
     }
     println!("| method | task set | trials | accuracy |");
     println!("|---|---|---:|---:|");
-    for (method, tasks, accuracy) in rows {
+    for (method, tasks, outcomes) in &rows {
+        let accuracy = outcomes.accuracy();
         println!("| {method} | {tasks} | {} | {:.1} % |", accuracy.trials, accuracy.percent());
     }
+    if let Some(reference) = reference {
+        print_paired(&rows, classifiers.len(), reference);
+    }
     Ok(())
+}
+
+/// A network named by its file as well, to tell it from the first in the tables (`--versus`).
+struct FromFile {
+    file: String,
+    recognizer: CpuRecognizer,
+}
+
+impl OneShotClassifier for FromFile {
+    fn name(&self) -> String {
+        format!("{} from {}", self.recognizer.name(), self.file)
+    }
+
+    fn classify(&self, supports: &[&InkImage], queries: &[&InkImage]) -> Result<Vec<usize>, PreprocessError> {
+        self.recognizer.classify(supports, queries)
+    }
+}
+
+/// When several networks were scored, each against the `reference` row of its task set, trial
+/// by trial (rows come task set by task set, `per_set` classifiers each, the baseline last).
+fn print_paired(rows: &[(String, String, Outcomes)], per_set: usize, reference: usize) {
+    let networks = per_set - 1;
+    if networks < 2 {
+        return;
+    }
+    println!();
+    println!("Paired with `{}` (the first weights), trial by trial:", rows[reference].0);
+    println!();
+    println!(
+        "| method | task set | right where it was wrong | wrong where it was right | difference | standard error |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for set in rows.chunks(per_set) {
+        let base = &set[reference].2;
+        for (method, tasks, outcomes) in
+            set[..networks].iter().enumerate().filter(|&(i, _)| i != reference).map(|(_, r)| r)
+        {
+            let difference = PairedDifference::between(base, outcomes);
+            println!(
+                "| {method} | {tasks} | {} | {} | {:+.2} points | {:.2} |",
+                difference.gained,
+                difference.lost,
+                difference.points(),
+                difference.standard_error()
+            );
+        }
+    }
 }
 
 /// Prints Omniglot's pen relative to the recorded drawings, and a table of accuracy for every
