@@ -173,10 +173,10 @@ impl Outcomes {
 }
 
 /// Two classifiers on the same trials, compared trial by trial: only the trials one of them
-/// answers right and the other wrong tell them apart. On the same 10,000 trials two networks of
-/// one recipe disagree on a few hundred, so the standard error of their difference is a few
-/// tenths of a point, about half that of either accuracy alone (`eval` prints it when it scores
-/// several networks).
+/// answers right and the other wrong tell them apart. On the same 10,000 trials two committees
+/// of one recipe disagree on about 200, so the standard error of their difference is about 0.15
+/// point, half that of either accuracy alone (`eval` prints it when it scores several networks;
+/// docs/training.md, "Comparing on the same trials").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PairedDifference {
     /// Trials the other classifier answered right and the reference wrong.
