@@ -111,34 +111,26 @@ fn train_checkpoints_resumes_and_evaluates() {
     // Another network on the same trials, compared with the first trial by trial: the pair
     // against itself differs on no trial; the shipped committee against the six-step network
     // differs by exactly what their accuracies do.
-    let eval = oneshot(&[
-        "eval",
-        "--weights",
-        pair_str,
-        "--versus",
-        pair_str,
-        "--no-runs",
-        "--tasks",
-        "4",
-        "--way",
-        "5",
-    ]);
+    let versus = |weights: &str, other: &str, tasks: &str| {
+        oneshot(&[
+            "eval",
+            "--weights",
+            weights,
+            "--versus",
+            other,
+            "--no-runs",
+            "--tasks",
+            tasks,
+            "--way",
+            "5",
+        ])
+    };
+    let eval = versus(pair_str, pair_str, "4");
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let table = text(&eval.stdout);
     assert!(table.contains(&format!("pens 0,-1 from {pair_str} | 5-way random")), "{table}");
     assert!(table.contains("| 0 | 0 | +0.00 points | 0.00 |"), "{table}");
-    let eval = oneshot(&[
-        "eval",
-        "--weights",
-        "weights/web.osw",
-        "--versus",
-        best,
-        "--no-runs",
-        "--tasks",
-        "20",
-        "--way",
-        "5",
-    ]);
+    let eval = versus("weights/web.osw", best, "20");
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let table = text(&eval.stdout);
     let cells = |line: &str| line.split('|').map(str::trim).map(String::from).collect::<Vec<_>>();
