@@ -137,7 +137,7 @@ impl CpuRecognizer {
         tensors.finish()?;
         Ok(Self {
             embedders: vec![Embedder::new(&config.net_shape(), convs, embed)],
-            preprocessor: Preprocessor::new(config.input_size),
+            preprocessor: Preprocessor::for_recognition(config.input_size),
             views: vec![Distortion::NONE],
             pens: vec![0],
             head_weight,

@@ -38,7 +38,7 @@ pub struct Recognizer {
 impl Recognizer {
     /// Wraps a network (switched to inference mode) built from `config`.
     pub fn new(model: Siamese, config: SiameseConfig, device: Device) -> Self {
-        let preprocessor = Preprocessor::new(config.input_size);
+        let preprocessor = Preprocessor::for_recognition(config.input_size);
         let model = model.valid();
         let folded = model.folded();
         let cpu = (device == Device::flex())
