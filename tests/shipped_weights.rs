@@ -24,8 +24,8 @@ fn networks() -> Vec<&'static [u8]> {
 }
 /// Accuracy reported in the README for the shipped weights (`oneshot eval --tasks 1000 --way 20`,
 /// seed 1, the page's views and pens), in percent.
-const REPORTED_LAKE_ACCURACY: f64 = 98.5;
-const REPORTED_FRESH_20_WAY: f64 = 91.3;
+const REPORTED_LAKE_ACCURACY: f64 = 99.0;
+const REPORTED_FRESH_20_WAY: f64 = 91.4;
 
 /// A weights file's network, loaded as the `web` preset, seeing the page's views with one pen
 /// (the drawing as drawn), as the committee's networks were measured when packed.
@@ -173,12 +173,13 @@ fn seeing_other_pens_averages_the_logits_over_them() {
     assert_eq!(evaluate_runs(&burn, &runs[..2]).unwrap(), evaluate_runs(&both, &runs[..2]).unwrap());
 }
 
-/// Each network of the committee alone still scores as measured when it was packed into the
-/// committee (200 fresh validation trials, seed 5, the page's views).
+/// Each network of the committee alone still scores as measured (200 fresh validation trials,
+/// seed 5, the page's views and framing).
 #[test]
 fn each_network_of_the_committee_keeps_its_validation_accuracy() {
-    /// Measured on these 200 trials when the committee was packed, in percent.
-    const MEASURED: [f64; 2] = [89.0, 89.0];
+    /// Measured on these 200 trials, in percent: when the committee was packed, 89.5 and 89.0
+    /// framed as in training; with the page's framing since 2026-12-07, these.
+    const MEASURED: [f64; 2] = [91.5, 89.5];
     for (network, measured) in networks().into_iter().zip(MEASURED) {
         let accuracy = fresh_20_way(&web_network(network), Split::Validation, 200, 5);
         eprintln!("network alone: {accuracy:.2} % on 200 fresh validation trials");
