@@ -9,6 +9,7 @@ mod common;
 use burn::tensor::Device;
 use oneshot::eval::{evaluate_runs, evaluate_tasks};
 use oneshot_core::architecture::Preset;
+use oneshot_core::preprocess::Framing;
 use oneshot_core::recognize::{CpuRecognizer, DEFAULT_PENS, DEFAULT_VIEWS};
 use oneshot_data::{Archive, Split, TaskSampler, load_runs};
 use oneshot_model::recognize::Committee;
@@ -77,6 +78,9 @@ fn burn_reads_the_shipped_weights_as_the_cpu_path_does() {
             .expect("Burn loads them");
         assert_eq!(burn.members().len(), 2);
         let cpu = CpuRecognizer::from_bytes(SHIPPED, None).unwrap().with_views(views);
+        // Both engines frame a drawing as the recognizers do, not as in training.
+        assert_eq!(cpu.preprocessor().framing(), Framing::Recognition);
+        assert!(burn.members().iter().all(|member| member.preprocessor() == cpu.preprocessor()));
         assert_eq!(evaluate_runs(&burn, &runs[..2]).unwrap(), evaluate_runs(&cpu, &runs[..2]).unwrap());
     }
 }
