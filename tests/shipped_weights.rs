@@ -9,10 +9,10 @@ mod common;
 use burn::tensor::Device;
 use oneshot::eval::{evaluate_runs, evaluate_tasks};
 use oneshot_core::architecture::Preset;
-use oneshot_core::preprocess::Framing;
+use oneshot_core::preprocess::{Framing, Preprocessor};
 use oneshot_core::recognize::{CpuRecognizer, DEFAULT_PENS, DEFAULT_VIEWS};
 use oneshot_data::{Archive, Split, TaskSampler, load_runs};
-use oneshot_model::recognize::Committee;
+use oneshot_model::recognize::{Committee, Recognizer};
 use oneshot_model::weights;
 
 /// The page ships exactly this file: a committee of two networks.
@@ -83,6 +83,26 @@ fn burn_reads_the_shipped_weights_as_the_cpu_path_does() {
         assert!(burn.members().iter().all(|member| member.preprocessor() == cpu.preprocessor()));
         assert_eq!(evaluate_runs(&burn, &runs[..2]).unwrap(), evaluate_runs(&cpu, &runs[..2]).unwrap());
     }
+}
+
+/// Training validates its checkpoints framed as in training, as when the shipped networks' best
+/// points were chosen (`src/train`), so that `scripts/train-web` still gives them bit for bit:
+/// both engines take that framing when told, see the drawing smaller, and agree with each other.
+#[test]
+fn both_engines_frame_as_in_training_when_told() {
+    let device = Device::flex();
+    let runs = load_runs(&Archive::open(&common::data_dir().join("all_runs.zip")).unwrap()).unwrap();
+    let file = networks()[0];
+    let (config, model) = weights::from_bytes(file, None, &device).unwrap();
+    let burn = Recognizer::new(model, config, device).with_framing(Framing::Training);
+    let recognition = CpuRecognizer::from_bytes(file, None).unwrap();
+    let training = recognition.clone().with_framing(Framing::Training);
+    assert_eq!(training.preprocessor(), Preprocessor::new(32));
+    assert_eq!(burn.preprocessor(), Preprocessor::new(32));
+    let drawing = &runs[0].supports[0];
+    let ink = |r: &CpuRecognizer| r.render_views(drawing).unwrap()[0].iter().sum::<f32>();
+    assert!(ink(&training) < 0.9 * ink(&recognition), "the training framing draws the character smaller");
+    assert_eq!(evaluate_runs(&burn, &runs[..2]).unwrap(), evaluate_runs(&training, &runs[..2]).unwrap());
 }
 
 /// `eval --adapt-norms`: batch-norm statistics partly from each task's supports, on the

@@ -21,7 +21,7 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use oneshot_core::preprocess::{DistortionConfig, Preprocessor};
+use oneshot_core::preprocess::{DistortionConfig, Framing, Preprocessor};
 use oneshot_data::{Alphabet, DataSet, Split, Task, TaskSampler};
 use oneshot_model::Siamese;
 use oneshot_model::objective::{episode_loss, image_batch, pair_loss};
@@ -70,7 +70,11 @@ pub fn train(options: &TrainOptions, data: &DataSet) -> Result<RunState, TrainEr
             state.iteration += 1;
             progress.step(loss_value, pairs, &state);
             if state.iteration % options.eval_every == 0 || state.iteration == options.iterations {
-                let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone().inner());
+                // Framed as in training, as when the shipped networks' best points were chosen,
+                // so that `scripts/train-web` keeps giving those networks bit for bit (the page
+                // frames closer; docs/training.md, "The wider embedding and the framing").
+                let recognizer = Recognizer::new(model.clone(), config.clone(), device.clone().inner())
+                    .with_framing(Framing::Training);
                 let accuracy = evaluate_tasks(&recognizer, &val_tasks)
                     .map_err(|e| TrainError::Invalid(format!("validation image: {e}")))?
                     .percent();

@@ -505,7 +505,12 @@ impl Preprocessor {
     /// A preprocessor for a `size × size` network input, framed as the recognizers look at
     /// pictures ([`Framing::Recognition`]).
     pub fn for_recognition(size: usize) -> Self {
-        Self { size, framing: Framing::Recognition }
+        Self::framed(size, Framing::Recognition)
+    }
+
+    /// A preprocessor for a `size × size` network input with the given framing.
+    pub fn framed(size: usize, framing: Framing) -> Self {
+        Self { size, framing }
     }
 
     /// Side of the square, in pixels.

@@ -6,7 +6,7 @@
 use oneshot_kernels::{ConvValues, DenseValues, Embedder};
 
 use crate::architecture::SiameseConfig;
-use crate::preprocess::{Distortion, InkImage, PreprocessError, Preprocessor};
+use crate::preprocess::{Distortion, Framing, InkImage, PreprocessError, Preprocessor};
 use crate::weights::{self, TensorValues, WeightsError};
 
 /// Views per picture in the shipped recognizer (the page and `eval`'s default): all eight
@@ -152,6 +152,13 @@ impl CpuRecognizer {
     /// score the mean of the head's logits over the views; 1 is the plain picture.
     pub fn with_views(mut self, n: usize) -> Self {
         self.views = Distortion::views(n);
+        self
+    }
+
+    /// Frames every picture this way instead of [`Framing::Recognition`] (training's
+    /// validation uses [`Framing::Training`], as when the shipped networks were chosen).
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.preprocessor = Preprocessor::framed(self.config.input_size, framing);
         self
     }
 

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use oneshot_core::architecture::SiameseConfig;
-use oneshot_core::preprocess::{Distortion, InkImage, PreprocessError, Preprocessor};
+use oneshot_core::preprocess::{Distortion, Framing, InkImage, PreprocessError, Preprocessor};
 use oneshot_core::recognize::{CpuRecognizer, render_pen_views};
 
 use crate::network::Siamese;
@@ -77,6 +77,14 @@ impl Recognizer {
     /// `CpuRecognizer::with_pens` does (`[0]` or nothing: as drawn).
     pub fn with_pens(mut self, pens: &[i8]) -> Self {
         self.pens = if pens.is_empty() { vec![0] } else { pens.to_vec() };
+        self
+    }
+
+    /// Frames every picture this way instead of [`Framing::Recognition`], as
+    /// `CpuRecognizer::with_framing` does.
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.preprocessor = Preprocessor::framed(self.config.input_size, framing);
+        self.cpu = self.cpu.map(|cpu| cpu.with_framing(framing));
         self
     }
 
