@@ -123,6 +123,13 @@ pub struct SiameseConfig {
 }
 
 impl SiameseConfig {
+    /// Whether networks of these two architectures can answer together, or one stand where the
+    /// other is expected: the same twin, input and embedding. Their heads may differ in the
+    /// product term, since each network scores with its own head.
+    pub fn same_twin(&self, other: &SiameseConfig) -> bool {
+        *self == SiameseConfig { product_head: self.product_head, ..other.clone() }
+    }
+
     /// Side of the last feature map, or `None` if the stages shrink the input to nothing.
     pub fn feature_size(&self) -> Option<usize> {
         self.stages.iter().try_fold(self.input_size, |size, stage| {

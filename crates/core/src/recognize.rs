@@ -32,7 +32,7 @@ pub const MAX_PEN_CHANGE: i8 = 3;
 pub const BATCH_NORM_EPSILON: f32 = 1e-5;
 
 /// A trained network on the CPU, with the preprocessing its input size needs — or a committee
-/// of networks of one architecture, answering as one: a view's embedding is every network's
+/// of networks of one twin architecture, answering as one: a view's embedding is every network's
 /// embedding of it back to back, and the head's weights are theirs side by side, each divided
 /// by their number, so a logit is the mean of the networks' logits.
 #[derive(Debug, Clone)]
@@ -66,8 +66,9 @@ impl CpuRecognizer {
         Self::committee(networks)
     }
 
-    /// Networks of one architecture answering together (see [`CpuRecognizer`]); the first's
-    /// views are kept. One network is returned as it is.
+    /// Networks of one twin answering together (see [`CpuRecognizer`]; their heads may differ
+    /// in the product term, [`SiameseConfig::same_twin`]); the first's views are kept. One
+    /// network is returned as it is.
     pub fn committee(networks: Vec<CpuRecognizer>) -> Result<Self, WeightsError> {
         let mut networks = networks.into_iter();
         let mut first = networks.next().ok_or(WeightsError::Committee(0))?;
@@ -75,16 +76,27 @@ impl CpuRecognizer {
         if rest.is_empty() {
             return Ok(first);
         }
-        if rest.iter().any(|r| r.config != first.config || r.embedders.len() != 1) {
+        if rest.iter().any(|r| !r.config.same_twin(&first.config) || r.embedders.len() != 1) {
             return Err(WeightsError::MixedCommittee);
         }
+        // A network without the product term takes part in it with weights of zero.
+        let any_product = rest.iter().any(|r| r.config.product_head) || first.config.product_head;
+        let product_of = |r: &CpuRecognizer| {
+            if r.head_product.is_empty() { vec![0.0; r.head_weight.len()] } else { r.head_product.clone() }
+        };
         let share = 1.0 / (rest.len() + 1) as f32;
+        if any_product {
+            first.head_product = product_of(&first);
+            first.config.product_head = true;
+        }
         first.head_weight.iter_mut().for_each(|w| *w *= share);
         first.head_product.iter_mut().for_each(|u| *u *= share);
         first.head_bias *= share;
         for other in rest {
             first.head_weight.extend(other.head_weight.iter().map(|w| w * share));
-            first.head_product.extend(other.head_product.iter().map(|u| u * share));
+            if any_product {
+                first.head_product.extend(product_of(&other).iter().map(|u| u * share));
+            }
             first.head_bias += other.head_bias * share;
             first.embedders.extend(other.embedders);
         }

@@ -86,8 +86,8 @@ pub enum WeightsError {
         "the file is a committee of {0} networks, where one network is needed (take one with `oneshot pack --network N`)"
     )]
     Committee(usize),
-    /// A committee whose networks differ in architecture.
-    #[error("the committee's networks differ in architecture: every network must be of the first one's")]
+    /// A committee whose networks differ in their twin (only their heads' product term may differ).
+    #[error("the committee's networks differ in architecture: every network must have the first one's twin")]
     MixedCommittee,
     /// A file could not be read or written.
     #[cfg(not(target_arch = "wasm32"))]
@@ -107,10 +107,11 @@ pub fn read_config(bytes: &[u8]) -> Result<SiameseConfig, WeightsError> {
     read(first).map(|file| file.config)
 }
 
-/// Refuses a file whose architecture is not `expected` (when given), naming both.
+/// Refuses a file whose architecture is not `expected` (when given), naming both; its head may
+/// differ in the product term ([`SiameseConfig::same_twin`]).
 pub fn check_expected(config: &SiameseConfig, expected: Option<&SiameseConfig>) -> Result<(), WeightsError> {
     match expected {
-        Some(expected) if expected != config => {
+        Some(expected) if !expected.same_twin(config) => {
             if expected.preset != config.preset {
                 return Err(WeightsError::WrongPreset { found: config.preset, expected: expected.preset });
             }

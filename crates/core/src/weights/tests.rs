@@ -166,7 +166,8 @@ fn fuzzed_files_never_panic() {
 }
 
 /// The page runs the shipped committee as one recognizer: a logit is the mean of its two
-/// networks' logits, and damage to either network refuses the whole file.
+/// networks' logits, also where only one network's head has the product term, and damage to
+/// either network refuses the whole file.
 #[test]
 fn the_shipped_committee_answers_with_its_networks_mean_logit() {
     let networks = committee::members(SHIPPED_FILE).unwrap();
@@ -186,12 +187,29 @@ fn the_shipped_committee_answers_with_its_networks_mean_logit() {
     let (a, b, together) = (logits(&each[0]), logits(&each[1]), logits(&both));
     assert_eq!(together.len(), 3);
     assert!(a.iter().zip(&b).any(|(a, b)| (a - b).abs() > 0.1), "the networks differ: {a:?} {b:?}");
-    for ((t, a), b) in together.iter().zip(&a).zip(&b) {
-        assert!((t - (a + b) / 2.0).abs() < 1e-4, "{t} is not the mean of {a} and {b}");
-    }
+    assert_mean(&together, &a, &b);
+
+    // A committee may mix a network whose head has the product term with one whose head has
+    // not (the second network gets one here); each still counts with its own head.
+    let mut file = read(networks[1]).unwrap();
+    file.config.product_head = true;
+    let u: Vec<f32> = (0..file.config.embedding).map(|_| rng.random_range(-0.5..0.5)).collect();
+    file.tensors.push(TensorValues { id: 0, shape: vec![file.config.embedding, 1], values: u });
+    let with_product = write(&file.config, &file.tensors, Encoding::F32);
+    let mixed = load(&committee::join(&[networks[0], &with_product])).unwrap();
+    let c = logits(&load(&with_product).unwrap());
+    assert!(c.iter().zip(&b).any(|(c, b)| (c - b).abs() > 0.1), "the product term counts: {c:?} {b:?}");
+    assert_mean(&logits(&mixed), &a, &c);
 
     let mut damaged = SHIPPED_FILE.to_vec();
     let last = damaged.len() - 1;
     damaged[last] ^= 0x55;
     assert!(matches!(load(&damaged), Err(WeightsError::Checksum)));
+}
+
+/// Asserts that each of `together` is the mean of `a`'s and `b`'s at its place.
+fn assert_mean(together: &[f32], a: &[f32], b: &[f32]) {
+    for ((t, a), b) in together.iter().zip(a).zip(b) {
+        assert!((t - (a + b) / 2.0).abs() < 1e-4, "{t} is not the mean of {a} and {b}");
+    }
 }
