@@ -499,7 +499,7 @@ impl Framing {
 impl Preprocessor {
     /// A preprocessor for a `size × size` network input, framed as in training.
     pub fn new(size: usize) -> Self {
-        Self { size, framing: Framing::Training }
+        Self::framed(size, Framing::Training)
     }
 
     /// A preprocessor for a `size × size` network input, framed as the recognizers look at
