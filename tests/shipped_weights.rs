@@ -210,3 +210,44 @@ fn each_network_of_the_committee_keeps_its_validation_accuracy() {
         assert!(accuracy >= measured - 1.0, "{accuracy:.2} %, measured {measured} % when packed");
     }
 }
+
+/// A committee whose networks differ in the product term (the product-term first network
+/// beside the shipped chimeras network, docs/training.md, would be one): Burn's committee, the
+/// page's WebGPU path, loads it against the `web` preset as the CPU recognizer does, and both
+/// score each network with its own head — the product term counts, and they agree.
+#[test]
+fn both_engines_score_a_committee_of_mixed_heads_alike() {
+    use oneshot_core::weights::{Encoding, TensorValues, committee, read, write};
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    let mut file = read(networks()[1]).unwrap();
+    file.config.product_head = true;
+    let mut rng = StdRng::seed_from_u64(5);
+    let u: Vec<f32> = (0..file.config.embedding).map(|_| rng.random_range(-0.5..0.5)).collect();
+    file.tensors.push(TensorValues { id: 0, shape: vec![file.config.embedding, 1], values: u });
+    let mixed = committee::join(&[networks()[0], &write(&file.config, &file.tensors, Encoding::F32)]);
+
+    let web = Preset::Web.config();
+    let burn =
+        Committee::from_bytes(&mixed, Some(&web), &Device::flex(), DEFAULT_VIEWS).expect("Burn loads it");
+    let cpu = CpuRecognizer::from_bytes(&mixed, Some(&web))
+        .expect("the CPU path loads it")
+        .with_views(DEFAULT_VIEWS);
+    let shipped = CpuRecognizer::from_bytes(SHIPPED, None).unwrap().with_views(DEFAULT_VIEWS);
+    let runs = load_runs(&Archive::open(&common::data_dir().join("all_runs.zip")).unwrap()).unwrap();
+    let supports: Vec<_> = runs[0].supports.iter().collect();
+    let queries: Vec<_> = runs[0].queries.iter().map(|(query, _)| query).collect();
+    let on_cpu = |r: &CpuRecognizer| r.logits(&r.embed(&queries).unwrap(), &r.embed(&supports).unwrap());
+    let on_burn = burn
+        .logits(burn.embed(&queries).unwrap(), burn.embed(&supports).unwrap())
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let (mixed_cpu, shipped_cpu) = (on_cpu(&cpu), on_cpu(&shipped));
+    assert_eq!((on_burn.len(), mixed_cpu.len()), (400, 400));
+    assert!(mixed_cpu.iter().zip(&shipped_cpu).any(|(m, s)| (m - s).abs() > 0.1), "the product term counts");
+    for (b, c) in on_burn.iter().zip(&mixed_cpu) {
+        assert!((b - c).abs() < 1e-3 * c.abs().max(1.0), "Burn {b} against CPU {c}");
+    }
+}
