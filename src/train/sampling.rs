@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::options::{Symmetries, SymmetryScope};
+use super::options::{Symmetries, SymmetryScope, TrainingSymmetry};
 
 /// The random stream for one step: a function of the seed and the step alone.
 pub(super) fn step_rng(seed: u64, iteration: usize) -> StdRng {
@@ -178,7 +178,7 @@ fn chimeras_of(
 /// would look as much like the original as the class's two first drawers' drawings look like
 /// each other (a symmetric character, such as a ring or a cross, is its own twin).
 fn twin_of(
-    earlier: &[(Vec<InkImage>, Symmetry)],
+    earlier: &[(Vec<InkImage>, TrainingSymmetry)],
     augmentation: &Augmentation,
     preprocessor: &Preprocessor,
     rng: &mut StdRng,
@@ -239,7 +239,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// No symmetry and no twin's symmetry: a drawing as drawn, before the random changes.
-const AS_DRAWN: (Symmetry, Symmetry) = (Symmetry::NONE, Symmetry::NONE);
+const AS_DRAWN: (TrainingSymmetry, Symmetry) = (TrainingSymmetry::NONE, Symmetry::NONE);
 
 /// `image` rendered for training: seen through `twist` (a twin's symmetry), then the episode's
 /// or character's `symmetry`, then the augmentation's random changes.
@@ -247,14 +247,14 @@ fn render(
     image: &InkImage,
     preprocessor: &Preprocessor,
     augmentation: &Augmentation,
-    (symmetry, twist): (Symmetry, Symmetry),
+    (symmetry, twist): (TrainingSymmetry, Symmetry),
     rng: &mut StdRng,
 ) -> Vec<f32> {
     let distortion = augmentation
         .distortion
         .as_ref()
-        .map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng))
-        .after_symmetry(symmetry);
+        .map_or(Distortion::NONE, |c| Distortion::sample(c, preprocessor.size(), rng));
+    let distortion = symmetry.apply(distortion);
     // Composed only for twins, so that other runs compute the very same maps as before.
     let distortion = if twist == Symmetry::NONE { distortion } else { distortion.after_symmetry(twist) };
     let changed;
@@ -330,7 +330,7 @@ pub fn sample_episode(
     let mut rows = vec![Vec::with_capacity(k); drawings];
     // The classes a twin may copy (with twins only): each drawn character's drawings, with the
     // symmetry it was seen through.
-    let mut originals: Vec<(Vec<InkImage>, Symmetry)> = Vec::new();
+    let mut originals: Vec<(Vec<InkImage>, TrainingSymmetry)> = Vec::new();
     for (index, &character) in characters.iter().enumerate() {
         let drawers = character.drawings.len();
         let chosen: Vec<usize> = if drawings == 2 {
@@ -498,8 +498,8 @@ mod tests {
         let preprocessor = Preprocessor::new(32);
         let augmentation = Augmentation { twins: Some(1.0), ..Augmentation::default() };
         // Two drawers of each: the second with a wider pen, as drawers differ.
-        let corner = (vec![strokes(true, 1), strokes(true, 3)], Symmetry::NONE);
-        let cross = (vec![strokes(false, 1), strokes(false, 3)], Symmetry::NONE);
+        let corner = (vec![strokes(true, 1), strokes(true, 3)], TrainingSymmetry::NONE);
+        let cross = (vec![strokes(false, 1), strokes(false, 3)], TrainingSymmetry::NONE);
         let mut twists = std::collections::HashSet::new();
         for seed in 0..200 {
             let mut rng = StdRng::seed_from_u64(seed);

@@ -392,6 +392,20 @@ impl Distortion {
         Distortion(self.0.then_after(&Affine { m: [[flip * cos, -sin], [flip * sin, cos]], t: [0.0, 0.0] }))
     }
 
+    /// This distortion after a turn by `degrees` and a uniform scaling that shows the picture
+    /// `scale` times as large, about the square's centre: training's tilted alphabets (a turn by
+    /// 45°, shrunk so that the ink box's corners stay inside the square).
+    pub fn after_similarity(self, degrees: f32, scale: f32) -> Distortion {
+        // The map sends output positions to the source (see `render_warped`), so it holds the
+        // inverse scale; a turn's direction does not matter to training.
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let inverse = 1.0 / scale;
+        Distortion(self.0.then_after(&Affine {
+            m: [[inverse * cos, -inverse * sin], [inverse * sin, inverse * cos]],
+            t: [0.0, 0.0],
+        }))
+    }
+
     /// Draws a distortion for a square of `size` pixels.
     pub fn sample<R: Rng + ?Sized>(config: &DistortionConfig, size: usize, rng: &mut R) -> Self {
         let draw = |range: f32, rng: &mut R| {
@@ -814,6 +828,38 @@ mod tests {
             bent += usize::from(bar_rows(&out) != bar_rows(&plain));
         }
         assert!(bent >= 10, "only {bent} of 20 warps moved the bar's end");
+    }
+
+    #[test]
+    fn a_tilt_by_45_degrees_turns_a_plus_into_a_cross_inside_the_square() {
+        let image = InkImage::from_luma(105, 105, &scan()).unwrap();
+        let p = Preprocessor::framed(32, Framing::Training);
+        let plain = p.render(&image).unwrap();
+        let tilted = p.render_distorted(&image, &Distortion::NONE.after_similarity(45.0, 0.8)).unwrap();
+        // Ink on the diagonals |x| = |y| (within a pixel and a half), against the plus sign's
+        // ink on the axes.
+        let share_on = |pixels: &[f32], diagonal: bool| {
+            let (mut on, mut all) = (0.0, 0.0);
+            for (i, &v) in pixels.iter().enumerate() {
+                let (x, y) = ((i % 32) as f32 + 0.5 - 16.0, (i / 32) as f32 + 0.5 - 16.0);
+                let near =
+                    if diagonal { (x.abs() - y.abs()).abs() < 2.2 } else { x.abs().min(y.abs()) < 2.2 };
+                all += v;
+                if near {
+                    on += v;
+                }
+            }
+            on / all
+        };
+        assert!(share_on(&plain, false) > 0.95 && share_on(&tilted, true) > 0.95);
+        assert!(share_on(&tilted, false) < 0.3, "{}", share_on(&tilted, false));
+        // Shrunk by 0.8, the bars' ends stay inside: no ink on the outermost ring of pixels,
+        // and the ink's area shrunk by the scale squared (within 10 %).
+        let edge = |i: usize| i % 32 == 0 || i % 32 == 31 || i / 32 == 0 || i / 32 == 31;
+        assert!(tilted.iter().enumerate().all(|(i, &v)| !edge(i) || v == 0.0));
+        let ink = |pixels: &[f32]| pixels.iter().sum::<f32>();
+        let ratio = ink(&tilted) / ink(&plain);
+        assert!((0.64 * 0.9..0.64 * 1.1).contains(&ratio), "ink ratio {ratio}");
     }
 
     #[test]
