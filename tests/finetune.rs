@@ -129,3 +129,40 @@ fn per_task_fine_tuning_starts_from_the_network_and_changes_it() {
     assert_ne!(after, before, "20 steps at 1e-3 changed no answer of 60");
     assert_eq!(answers(&tuned(20)), after, "tuning is seeded: the same answers again");
 }
+
+/// A network whose head has the product term (`train --product-head`), as a committee may hold
+/// since mixed heads are allowed: the page's fine-tuning loads it against the `web` preset,
+/// trains the term with the head (it moves) and lowers the loss.
+#[test]
+fn a_head_with_the_product_term_fine_tunes_with_it() {
+    use oneshot_core::weights::{Encoding, TensorValues, read, write};
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    let mut file = read(shipped()).unwrap();
+    file.config.product_head = true;
+    let mut rng = StdRng::seed_from_u64(5);
+    let u: Vec<f32> = (0..file.config.embedding).map(|_| rng.random_range(-0.5..0.5)).collect();
+    file.tensors.push(TensorValues { id: 0, shape: vec![file.config.embedding, 1], values: u.clone() });
+    let bytes = write(&file.config, &file.tensors, Encoding::F32);
+
+    let device = Device::flex();
+    let (config, model) = weights::from_bytes(&bytes, Some(&Preset::Web.config()), &device).unwrap();
+    assert!(config.product_head);
+    let before = weights::tensor_values(&model);
+    let term = before.iter().position(|t| t.values == u).expect("the product term is a parameter");
+
+    let data = common::dataset();
+    let alphabet = data.alphabets(Split::Validation, &["Atemayar_Qelisayer".into()]).unwrap()[0];
+    let drawings: Vec<Vec<InkImage>> =
+        alphabet.characters[..10].iter().map(|c| c.drawings[..3].to_vec()).collect();
+    let settings = FineTuneConfig { seed: 1, ..FineTuneConfig::for_scope(FineTuneScope::Head) };
+    let mut tuner = FineTuner::new(&model, config.input_size, drawings, settings, &device).unwrap();
+    let losses: Vec<f32> = (0..STEPS).map(|_| tuner.step().into_scalar::<f32>()).collect();
+    let mean = |l: &[f32]| l.iter().sum::<f32>() / l.len() as f32;
+    let (first, last) = (mean(&losses[..10]), mean(&losses[STEPS - 10..]));
+    assert!(last < first, "loss did not fall ({first} → {last})");
+    let after = weights::tensor_values(&tuner.model());
+    let moved = after[term].values.iter().zip(&u).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(moved > 1e-4, "the product term did not move ({moved})");
+}
