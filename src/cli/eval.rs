@@ -70,7 +70,8 @@ pub struct EvalOptions {
     #[arg(long, default_value_t = 1)]
     pub queries: usize,
     /// See each picture through this many views: the plain picture, then its symmetries (up to
-    /// 8), scores averaged over them as the page does (1: the plain picture only).
+    /// 8), scores averaged over them as the page does (1: the plain picture only); 9 to 16 add
+    /// those eight tilted by 45°, for networks trained with `--symmetries octagon`.
     #[arg(long, default_value_t = DEFAULT_VIEWS)]
     pub views: usize,
     /// Input size of the nearest-neighbour baseline when no weights are given.

@@ -32,14 +32,10 @@ pub enum Symmetries {
     Dihedral,
     /// The symmetries of the octagon: the dihedral eight, each also after a turn by 45° (and
     /// shrunk to 0.8 so that the corners stay in the square), sixteen alphabets for each drawn
-    /// one. The recognizers' test-time views stay the square's eight.
+    /// one. The page's test-time views stay the square's eight (`eval --views 16` adds the
+    /// tilted ones).
     Octagon,
 }
-
-/// How much a tilted (45°) training picture is shrunk: turned by 45°, the corners of a
-/// drawing's framed ink box reach √2 times its half-side from the centre; at 0.8 they land at
-/// 1.13 times it, just inside the square (1.14 times it at training's margin of 1/16).
-pub const TILTED_SCALE: f32 = 0.8;
 
 /// A symmetry a training character is seen through: one of the square's, perhaps after a turn
 /// by 45° ([`Symmetries::Octagon`]).
@@ -47,7 +43,7 @@ pub const TILTED_SCALE: f32 = 0.8;
 pub struct TrainingSymmetry {
     /// The symmetry of the square.
     pub square: Symmetry,
-    /// Then turned by 45° and shrunk by [`TILTED_SCALE`].
+    /// Then turned by 45° and shrunk ([`Distortion::after_tilt`]).
     pub tilted: bool,
 }
 
@@ -58,7 +54,7 @@ impl TrainingSymmetry {
     /// `distortion` seen through this symmetry.
     pub fn apply(self, distortion: Distortion) -> Distortion {
         let turned = distortion.after_symmetry(self.square);
-        if self.tilted { turned.after_similarity(45.0, TILTED_SCALE) } else { turned }
+        if self.tilted { turned.after_tilt() } else { turned }
     }
 }
 

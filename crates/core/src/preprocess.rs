@@ -314,6 +314,12 @@ impl Default for DistortionConfig {
     }
 }
 
+/// How much a tilted (45°) picture is shrunk: turned by 45°, the corners of a drawing's framed
+/// ink box reach √2 times its half-side from the centre; at 0.8 they land at 1.13 times it, just
+/// inside the square at training's margin of 1/16 (1.14 times it; at the recognizers' 1/64,
+/// 1.03 times it, so there the far corners of a box filled to them fall outside).
+pub const TILTED_SCALE: f32 = 0.8;
+
 /// One of the eight symmetries of the square (the dihedral group): a mirror image about the
 /// vertical axis, if `mirrored`, then `quarter_turns` turns by 90°.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -342,14 +348,21 @@ impl Distortion {
     /// No distortion.
     pub const NONE: Distortion = Distortion(Affine::IDENTITY);
 
-    /// The test-time views of a picture: the first `n` (1 to 8) symmetries of the square, the
-    /// picture as drawn first (see [`Symmetry::nth`]). The network learnt every turned and
-    /// mirrored alphabet as an alphabet of its own, so a pair of pictures seen through the same
-    /// symmetry is a second opinion on the pair; the recognizers average the head's logits over
-    /// the views. (Mild random distortions, averaged into one embedding, stopped helping once
-    /// the network was trained with symmetries.)
+    /// The test-time views of a picture: the first `n` (1 to 16) symmetries of the square, the
+    /// picture as drawn first (see [`Symmetry::nth`]), then the same eight tilted by 45°
+    /// ([`after_tilt`](Self::after_tilt); for networks trained with the octagon's symmetries,
+    /// `train --symmetries octagon`). The network learnt every turned and mirrored alphabet as
+    /// an alphabet of its own, so a pair of pictures seen through the same symmetry is a second
+    /// opinion on the pair; the recognizers average the head's logits over the views. (Mild
+    /// random distortions, averaged into one embedding, stopped helping once the network was
+    /// trained with symmetries.)
     pub fn views(n: usize) -> Vec<Distortion> {
-        (0..n.clamp(1, 8) as u8).map(|i| Distortion::NONE.after_symmetry(Symmetry::nth(i))).collect()
+        (0..n.clamp(1, 16) as u8)
+            .map(|i| {
+                let view = Distortion::NONE.after_symmetry(Symmetry::nth(i));
+                if i >= 8 { view.after_tilt() } else { view }
+            })
+            .collect()
     }
 
     /// This view of a picture already rendered by [`Preprocessor::render`] (`size²` values):
@@ -404,6 +417,12 @@ impl Distortion {
             m: [[inverse * cos, -inverse * sin], [inverse * sin, inverse * cos]],
             t: [0.0, 0.0],
         }))
+    }
+
+    /// This distortion after a turn by 45° that shrinks the picture by [`TILTED_SCALE`]: a
+    /// tilted alphabet, which `train --symmetries octagon` teaches as an alphabet of its own.
+    pub fn after_tilt(self) -> Distortion {
+        self.after_similarity(45.0, TILTED_SCALE)
     }
 
     /// Draws a distortion for a square of `size` pixels.
@@ -728,7 +747,8 @@ mod tests {
         let views = Distortion::views(8);
         assert_eq!(views.len(), 8);
         assert_eq!(views[0], Distortion::NONE);
-        assert_eq!(Distortion::views(20).len(), 8);
+        assert_eq!(Distortion::views(20).len(), 16);
+        assert_eq!(Distortion::views(16)[9], Distortion::NONE.after_symmetry(Symmetry::nth(1)).after_tilt());
         // Eight different pictures of an asymmetric drawing: every symmetry of the square.
         let mut ink = vec![0u8; 40 * 40];
         for i in 5..35 {
@@ -835,7 +855,7 @@ mod tests {
         let image = InkImage::from_luma(105, 105, &scan()).unwrap();
         let p = Preprocessor::framed(32, Framing::Training);
         let plain = p.render(&image).unwrap();
-        let tilted = p.render_distorted(&image, &Distortion::NONE.after_similarity(45.0, 0.8)).unwrap();
+        let tilted = p.render_distorted(&image, &Distortion::NONE.after_tilt()).unwrap();
         // Ink on the diagonals |x| = |y| (within a pixel and a half), against the plus sign's
         // ink on the axes.
         let share_on = |pixels: &[f32], diagonal: bool| {
