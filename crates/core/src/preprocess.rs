@@ -419,7 +419,7 @@ impl Distortion {
         }))
     }
 
-    /// This distortion after a turn by 45° that shrinks the picture by [`TILTED_SCALE`]: a
+    /// This distortion after a turn by 45° that shrinks the picture to [`TILTED_SCALE`]: a
     /// tilted alphabet, which `train --symmetries octagon` teaches as an alphabet of its own.
     pub fn after_tilt(self) -> Distortion {
         self.after_similarity(45.0, TILTED_SCALE)
@@ -856,7 +856,7 @@ mod tests {
         let p = Preprocessor::framed(32, Framing::Training);
         let plain = p.render(&image).unwrap();
         let tilted = p.render_distorted(&image, &Distortion::NONE.after_tilt()).unwrap();
-        // Ink on the diagonals |x| = |y| (within a pixel and a half), against the plus sign's
+        // Ink on the diagonals |x| = |y| (within about two pixels), against the plus sign's
         // ink on the axes.
         let share_on = |pixels: &[f32], diagonal: bool| {
             let (mut on, mut all) = (0.0, 0.0);
