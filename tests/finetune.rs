@@ -135,16 +135,7 @@ fn per_task_fine_tuning_starts_from_the_network_and_changes_it() {
 /// trains the term with the head (it moves) and lowers the loss.
 #[test]
 fn a_head_with_the_product_term_fine_tunes_with_it() {
-    use oneshot_core::weights::{Encoding, TensorValues, read, write};
-    use rand::rngs::StdRng;
-    use rand::{RngExt, SeedableRng};
-
-    let mut file = read(shipped()).unwrap();
-    file.config.product_head = true;
-    let mut rng = StdRng::seed_from_u64(5);
-    let u: Vec<f32> = (0..file.config.embedding).map(|_| rng.random_range(-0.5..0.5)).collect();
-    file.tensors.push(TensorValues { id: 0, shape: vec![file.config.embedding, 1], values: u.clone() });
-    let bytes = write(&file.config, &file.tensors, Encoding::F32);
+    let (bytes, u) = common::with_product_term(shipped(), 5);
 
     let device = Device::flex();
     let (config, model) = weights::from_bytes(&bytes, Some(&Preset::Web.config()), &device).unwrap();

@@ -217,16 +217,10 @@ fn each_network_of_the_committee_keeps_its_validation_accuracy() {
 /// score each network with its own head — the product term counts, and they agree.
 #[test]
 fn both_engines_score_a_committee_of_mixed_heads_alike() {
-    use oneshot_core::weights::{Encoding, TensorValues, committee, read, write};
-    use rand::rngs::StdRng;
-    use rand::{RngExt, SeedableRng};
+    use oneshot_core::weights::committee;
 
-    let mut file = read(networks()[1]).unwrap();
-    file.config.product_head = true;
-    let mut rng = StdRng::seed_from_u64(5);
-    let u: Vec<f32> = (0..file.config.embedding).map(|_| rng.random_range(-0.5..0.5)).collect();
-    file.tensors.push(TensorValues { id: 0, shape: vec![file.config.embedding, 1], values: u });
-    let mixed = committee::join(&[networks()[0], &write(&file.config, &file.tensors, Encoding::F32)]);
+    let (with_product, _) = common::with_product_term(networks()[1], 5);
+    let mixed = committee::join(&[networks()[0], &with_product]);
 
     let web = Preset::Web.config();
     let burn =

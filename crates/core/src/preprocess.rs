@@ -406,9 +406,8 @@ impl Distortion {
     }
 
     /// This distortion after a turn by `degrees` and a uniform scaling that shows the picture
-    /// `scale` times as large, about the square's centre: training's tilted alphabets (a turn by
-    /// 45°, shrunk so that the ink box's corners stay inside the square).
-    pub fn after_similarity(self, degrees: f32, scale: f32) -> Distortion {
+    /// `scale` times as large, about the square's centre.
+    fn after_similarity(self, degrees: f32, scale: f32) -> Distortion {
         // The map sends output positions to the source (see `render_warped`), so it holds the
         // inverse scale; a turn's direction does not matter to training.
         let (sin, cos) = degrees.to_radians().sin_cos();
